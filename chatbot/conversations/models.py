@@ -1,0 +1,75 @@
+import secrets
+
+from django.db import models
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Conversation(models.Model):
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    language = models.CharField(max_length=8, blank=True)
+    handed_off = models.BooleanField(default=False, db_index=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk} ({self.started_at:%Y-%m-%d %H:%M})"
+
+
+class Message(models.Model):
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        BOT = "bot", "Bot"
+        OPERATOR = "operator", "Operator"
+
+    class Outcome(models.TextChoices):
+        ANSWER = "answer", "Answered"
+        UNSURE = "unsure", "Not sure (suggestions)"
+        HANDOFF = "handoff", "Handed to a person"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=16, choices=Sender.choices, db_index=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Customer messages: the browser's id, so a re-sent message is stored once.
+    client_id = models.CharField(max_length=100, blank=True)
+    suggested_pair = models.ForeignKey(
+        "knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The suggestion the customer clicked, if any.",
+    )
+    # Bot messages: the evidence behind the answer.
+    reply_to = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
+    )
+    pair = models.ForeignKey(
+        "knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="answers"
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, db_index=True)
+    confidence = models.FloatField(null=True, blank=True)
+    candidates = models.JSONField(default=list, blank=True, help_text="The model's top candidates with scores.")
+    suggestions = models.JSONField(default=list, blank=True, help_text="Questions offered when not sure.")
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    latency_ms = models.FloatField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    helpful = models.BooleanField(null=True, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="unique_client_id_per_conversation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_sender_display()}: {self.text[:60]}"

@@ -1,0 +1,146 @@
+"""Conversations and messages: what the consumer and the worker call."""
+
+import logging
+import time
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from chatbot.conversations.models import Conversation, Message
+from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
+from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.text import answer_html, answer_plain, detect_language
+from chatbot.registry.engine import engine_get
+
+logger = logging.getLogger(__name__)
+HISTORY_LIMIT = 100
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def conversation_open(*, token: str | None) -> tuple[Conversation, bool]:
+    """Resume the conversation with this token, or start a new one; returns (conversation, resumed)."""
+    if token:
+        conversation = Conversation.objects.filter(token=token).first()
+        if conversation:
+            conversation.save(update_fields=["last_seen_at"])
+            return conversation, True
+    return Conversation.objects.create(), False
+
+
+def answer_payload(bot: Message) -> dict[str, Any]:
+    """The fields of an `answer` frame for a stored bot message."""
+    return {
+        "reply_to": bot.reply_to.client_id if bot.reply_to_id else None,
+        "message_id": bot.pk,
+        "text": answer_plain(bot.text),
+        "html": answer_html(bot.text),
+        "confidence": None if bot.confidence is None else round(bot.confidence, 4),
+        "suggestions": bot.suggestions,
+        "handoff": bot.outcome == Message.Outcome.HANDOFF,
+        "outcome": bot.outcome,
+    }
+
+
+def conversation_history(conversation: Conversation) -> list[dict[str, Any]]:
+    messages = list(
+        conversation.messages.select_related("reply_to").order_by("-created_at", "-id")[:HISTORY_LIMIT]
+    )
+    items = []
+    for message in reversed(messages):
+        if message.sender == Message.Sender.CUSTOMER:
+            items.append({"role": "customer", "id": message.client_id or None, "text": message.text})
+        elif message.sender == Message.Sender.BOT:
+            items.append({"role": "bot", **answer_payload(message), "feedback": message.helpful})
+    return items
+
+
+def conversation_undelivered(conversation: Conversation) -> list[dict[str, Any]]:
+    bots = conversation.messages.filter(sender=Message.Sender.BOT, delivered_at__isnull=True).select_related("reply_to")
+    return [answer_payload(bot) for bot in bots]
+
+
+def answers_mark_delivered(message_ids: list[int]) -> None:
+    Message.objects.filter(pk__in=message_ids, delivered_at__isnull=True).update(delivered_at=timezone.now())
+
+
+def message_receive(
+    *, conversation: Conversation, client_id: str, text: str, suggestion: int | None, enqueue: Any
+) -> tuple[Message, bool]:
+    """Store a customer message once per client id and have it answered after commit.
+
+    A re-sent message (same client id) that has no answer yet is enqueued again: the first
+    enqueue may have failed, and answering is idempotent.
+    """
+    with transaction.atomic():
+        message, created = Message.objects.get_or_create(
+            conversation=conversation,
+            client_id=client_id,
+            defaults={
+                "sender": Message.Sender.CUSTOMER,
+                "text": text,
+                "suggested_pair": QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None,
+            },
+        )
+        if created and not conversation.language:
+            conversation.language = detect_language(text)
+            conversation.save(update_fields=["language", "last_seen_at"])
+        if created or not hasattr(message, "reply"):
+            transaction.on_commit(lambda: enqueue(message.pk))
+    return message, created
+
+
+def feedback_record(*, conversation: Conversation, message_id: int, helpful: bool) -> bool:
+    updated = Message.objects.filter(
+        pk=message_id, conversation=conversation, sender=Message.Sender.BOT
+    ).update(helpful=helpful, feedback_at=timezone.now())
+    return bool(updated)
+
+
+def message_answer(message_id: int) -> Message | None:
+    """Answer a stored customer message with the active model; idempotent (returns the existing answer)."""
+    message = Message.objects.select_related("suggested_pair").filter(pk=message_id).first()
+    if message is None or message.sender != Message.Sender.CUSTOMER:
+        return None
+    existing = Message.objects.filter(reply_to=message).first()
+    if existing:
+        return existing
+    started = time.perf_counter()
+    loaded = engine_get()
+    reply = _reply(message, loaded)
+    latency_ms = (time.perf_counter() - started) * 1000
+    with transaction.atomic():
+        Message.objects.select_for_update().filter(pk=message.pk).first()
+        existing = Message.objects.filter(reply_to=message).first()
+        if existing:
+            return existing
+        bot = Message.objects.create(
+            conversation_id=message.conversation_id,
+            sender=Message.Sender.BOT,
+            reply_to=message,
+            text=reply.text,
+            pair=reply.pair,
+            outcome=reply.outcome,
+            confidence=reply.confidence,
+            candidates=reply.candidates,
+            suggestions=reply.suggestions,
+            model_version_id=loaded.version_id if loaded else None,
+            latency_ms=latency_ms,
+        )
+        if reply.outcome == Message.Outcome.HANDOFF:
+            Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
+    logger.info("message %s answered: %s pair=%s conf=%s", message.pk, reply.outcome, reply.pair and reply.pair.pk,
+                reply.confidence)
+    return bot
+
+
+def _reply(message: Message, loaded: Any) -> Reply:
+    if message.suggested_pair is not None:
+        return reply_for_pair(message.suggested_pair, 1.0, [])
+    if loaded is None:
+        return reply_compose(text=message.text, ranked=None, decide=None)
+    ranked = loaded.model.predict([message.text], k=10)[0]
+    return reply_compose(text=message.text, ranked=ranked, decide=loaded.model.decide)

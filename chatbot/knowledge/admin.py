@@ -1,0 +1,66 @@
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from import_export.admin import ImportExportModelAdmin
+
+from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.knowledge.resources import CSV, JSON, QAPairResource
+
+
+class AlternateQuestionInline(admin.TabularInline):
+    model = AlternateQuestion
+    extra = 1
+    fields = ("text", "source", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(QAPair)
+class QAPairAdmin(ImportExportModelAdmin):
+    resource_classes = [QAPairResource]
+    formats = [CSV, JSON]
+    list_display = ("question", "language", "category", "n_alternates", "handoff", "is_active", "updated_at", "updated_by")
+    list_filter = ("language", "category", "is_active", "handoff")
+    list_editable = ("is_active",)
+    search_fields = ("question", "answer", "alternates__text")
+    readonly_fields = ("created_at", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+    inlines = [AlternateQuestionInline]
+    actions = ["activate", "deactivate"]
+    fieldsets = (
+        (None, {"fields": ("question", "answer", "language", "category")}),
+        ("Behaviour", {"fields": ("is_active", "handoff")}),
+        ("History", {"fields": ("created_at", "updated_at", "updated_by")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(alternate_count=Count("alternates", distinct=True))
+
+    @admin.display(description="alternates", ordering="alternate_count")
+    def n_alternates(self, pair: QAPair) -> int:
+        return pair.alternate_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: QAPair, form: object, change: bool) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: object) -> dict:
+        return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
+
+    @admin.action(description="Activate selected pairs")
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.update(is_active=True, updated_by=request.user)
+        self.message_user(request, f"{count} pair(s) activated; new pairs are learned at the next training.")
+
+    @admin.action(description="Deactivate selected pairs (the bot stops giving them at once)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = queryset.update(is_active=False, updated_by=request.user)
+        self.message_user(request, f"{count} pair(s) deactivated.")
+
+
+@admin.register(AlternateQuestion)
+class AlternateQuestionAdmin(admin.ModelAdmin):
+    list_display = ("text", "pair", "source", "created_at")
+    list_filter = ("source", "pair__language")
+    search_fields = ("text", "pair__question")
+    list_select_related = ("pair",)
+    autocomplete_fields = ("pair",)

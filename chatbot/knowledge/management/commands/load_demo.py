@@ -1,0 +1,30 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chatbot.knowledge.services import qa_import_file
+from chatbot.registry.models import ModelVersion, TrainingRun
+from chatbot.registry.services import training_run_execute
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo_qa.json"
+
+
+class Command(BaseCommand):
+    help = "Load the bilingual demo knowledge base (idempotent) and train the first model if none is in service."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-train", action="store_true", help="Load the pairs only.")
+        parser.add_argument("--retrain", action="store_true", help="Train even if a model is in service.")
+
+    def handle(self, *args: object, no_train: bool, retrain: bool, **options: object) -> None:
+        report = qa_import_file(path=DEMO)
+        if not report.ok:
+            raise CommandError("demo data did not import:\n" + "\n".join(report.errors))
+        self.stdout.write(f"Demo knowledge base: {report.created} new, {report.updated} existing pairs.")
+        if no_train or (ModelVersion.objects.filter(is_active=True).exists() and not retrain):
+            return
+        self.stdout.write("Training the first model...")
+        run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.DEMO))
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"training failed: {run.error}")
+        self.stdout.write(self.style.SUCCESS(f"{run.model_version} in service after {run.duration_seconds:.1f} s."))

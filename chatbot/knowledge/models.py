@@ -1,0 +1,46 @@
+from django.conf import settings
+from django.db import models
+
+
+class Language(models.TextChoices):
+    ENGLISH = "en", "English"
+    CHINESE = "zh", "Chinese"
+
+
+class QAPair(models.Model):
+    """A curated answer and the question it answers; the unit the model picks."""
+
+    question = models.CharField(max_length=500, unique=True)
+    answer = models.TextField(help_text="Plain text; links (<a href>) and <b>, <i>, lists are kept, other HTML is removed.")
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH, db_index=True)
+    category = models.CharField(max_length=64, blank=True, db_index=True)
+    handoff = models.BooleanField(default=False, help_text="Answering with this pair offers the customer a person.")
+    is_active = models.BooleanField("active", default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name = "Q&A pair"
+        ordering = ["category", "question"]
+
+    def __str__(self) -> str:
+        return self.question
+
+
+class AlternateQuestion(models.Model):
+    class Source(models.TextChoices):
+        CURATED = "curated", "Curated"
+        LOG = "log", "From a customer message"
+
+    pair = models.ForeignKey(QAPair, on_delete=models.CASCADE, related_name="alternates")
+    text = models.CharField(max_length=500)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CURATED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "text"], name="unique_alternate_per_pair")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text

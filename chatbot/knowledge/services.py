@@ -1,0 +1,71 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from import_export.results import Result
+
+from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.resources import QAPairResource, format_for
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _report(result: Result) -> ImportReport:
+    report = ImportReport(
+        created=result.totals.get("new", 0),
+        updated=result.totals.get("update", 0) + result.totals.get("skip", 0),
+    )
+    for error in result.base_errors:
+        report.errors.append(f"file: {error.error}")
+    for row_number, errors in result.row_errors():
+        for error in errors:
+            report.errors.append(f"row {row_number}: {error.error}")
+    for invalid in result.invalid_rows:
+        for name, messages in invalid.field_specific_errors.items():
+            report.errors.append(f"row {invalid.number}: {name}: {' '.join(messages)}")
+        for message in invalid.non_field_specific_errors:
+            report.errors.append(f"row {invalid.number}: {message}")
+    return report
+
+
+def qa_import(*, data: str | bytes, file_format: str, user: Any = None, dry_run: bool = False) -> ImportReport:
+    """Create or update pairs (matched on `question`); nothing is saved when any row is bad."""
+    fmt = format_for(f"x.{file_format}")
+    if isinstance(data, bytes):
+        data = data.decode("utf-8-sig")
+    try:
+        dataset = fmt.create_dataset(data)
+    except Exception as error:  # tablib and json raise many types for a malformed file
+        return ImportReport(errors=[f"file: cannot read {file_format.upper()}: {error}"])
+    missing = {"question", "answer"} - set(dataset.headers or [])
+    if missing:
+        return ImportReport(errors=[f"file: missing column(s): {', '.join(sorted(missing))}"])
+    resource = QAPairResource(user=user)
+    result = resource.import_data(dataset, dry_run=True, rollback_on_validation_errors=True)
+    report = _report(result)
+    if dry_run or not report.ok:
+        return report
+    return _report(resource.import_data(dataset, dry_run=False, rollback_on_validation_errors=True))
+
+
+def qa_import_file(*, path: str | Path, user: Any = None, dry_run: bool = False) -> ImportReport:
+    path = Path(path)
+    return qa_import(data=path.read_bytes(), file_format=path.suffix.lstrip("."), user=user, dry_run=dry_run)
+
+
+def qa_export_file(*, path: str | Path, queryset: Any = None) -> int:
+    path = Path(path)
+    fmt = format_for(str(path))
+    queryset = queryset if queryset is not None else QAPair.objects.all()
+    dataset = QAPairResource().export(queryset=queryset.prefetch_related("alternates"))
+    path.write_text(fmt.export_data(dataset), encoding="utf-8")
+    return len(dataset)

@@ -1,0 +1,30 @@
+"""Small text helpers shared by the knowledge base and the conversations."""
+
+import re
+
+import nh3
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+ALLOWED_TAGS = {"a", "b", "strong", "i", "em", "br", "p", "ul", "ol", "li"}
+
+
+def detect_language(text: str) -> str:
+    """'zh' when the text has Chinese characters, else 'en'."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+def answer_html(text: str) -> str:
+    """Answer text as safe HTML: links and light formatting kept, everything else escaped away."""
+    html = nh3.clean(
+        text,
+        tags=ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto", "tel"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return html.replace("\n", "<br>")
+
+
+def answer_plain(text: str) -> str:
+    """Answer text with all markup removed, for the `text` field of an answer frame."""
+    return nh3.clean(text, tags=set()).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")

@@ -1,0 +1,50 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chatbot.registry.models import TrainingRun
+from chatbot.registry.services import training_run_create, training_run_execute
+
+
+class Command(BaseCommand):
+    help = "Train a new model from the knowledge base on the training queue (or here, with --inline)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--wait", action="store_true", help="Wait for the run to finish and report it.")
+        parser.add_argument("--inline", action="store_true", help="Train in this process instead of a worker.")
+        parser.add_argument("--timeout", type=float, default=1800, help="Seconds to wait with --wait.")
+
+    def handle(self, *args: object, wait: bool, inline: bool, timeout: float, **options: object) -> None:
+        if inline:
+            run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND)
+            run = training_run_execute(run)
+        else:
+            run = training_run_create(trigger=TrainingRun.Trigger.COMMAND)
+            self.stdout.write(f"{run} queued.")
+            if not wait:
+                return
+            run = self._wait(run, timeout)
+        self._report(run)
+
+    def _wait(self, run: TrainingRun, timeout: float) -> TrainingRun:
+        deadline, shown = time.monotonic() + timeout, -1
+        finished = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.REJECTED,
+                    TrainingRun.Status.SKIPPED}
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.status in finished:
+                return run
+            percent = round(run.progress * 100)
+            if percent != shown:
+                self.stdout.write(f"  {run.get_status_display()}: {percent}%")
+                shown = percent
+            time.sleep(0.5)
+        raise CommandError(f"{run} did not finish within {timeout:.0f} s (is a training worker running?)")
+
+    def _report(self, run: TrainingRun) -> None:
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"{run}: {run.error or run.get_status_display()}")
+        self.stdout.write(self.style.SUCCESS(
+            f"{run} finished in {run.duration_seconds:.1f} s: {run.model_version} in service "
+            f"({run.counts.get('examples')} examples, {run.counts.get('pairs')} pairs)."
+        ))

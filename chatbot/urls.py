@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+
+from chatbot import views
+from chatbot.conversations.views import chat_page
+
+admin.site.site_header = f"{settings.CHATBOT_SHOP_NAME} support bot"
+admin.site.site_title = "Support bot admin"
+admin.site.index_title = "Knowledge base, conversations and models"
+
+urlpatterns = [
+    path("", chat_page, name="chat"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,115 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001
+    """The test database holds the demo knowledge base and a trained model for the whole session."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    with django_db_blocker.unblock():
+        call_command("load_demo", verbosity=0)
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # noqa: ANN001
+    """Database access without a wrapping transaction, for code that runs in other threads or processes."""
+    with django_db_blocker.unblock():
+        yield
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def subprocess_env() -> dict[str, str]:
+    database = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "chatbot.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Stack:
+    port: int
+    worker: subprocess.Popen
+    web: subprocess.Popen
+    logs: Path
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_worker(logs: Path, name: str = "worker") -> subprocess.Popen:
+    log = open(logs / f"{name}.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "chatbot", "worker", "--queues", "inference,training",
+         "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"{name}@%h"],
+        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_worker(logs: Path, name: str = "worker", timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if b" ready." in (logs / f"{name}.log").read_bytes():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"celery worker did not start:\n{(logs / f'{name}.log').read_text()[-3000:]}")
+
+
+def wait_for_http(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"daphne did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
+    """Real processes: daphne (web) and a Celery worker, on the test database and Redis."""
+    logs = tmp_path_factory.mktemp("stack-logs")
+    port = free_port()
+    worker = start_worker(logs)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatbot.asgi:application"],
+        cwd=ROOT, env=subprocess_env(), stdout=open(logs / "web.log", "ab"), stderr=subprocess.STDOUT,
+    )
+    running = Stack(port=port, worker=worker, web=web, logs=logs)
+    try:
+        wait_for_worker(logs)
+        wait_for_http(port)
+        yield running
+    finally:
+        for process in (running.web, running.worker):
+            process.terminate()
+        for process in (running.web, running.worker):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,93 @@
+"""The chat page in Debian's Chromium, driven by Playwright, against the running stack."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from chatbot.conversations.models import Message
+from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.text import answer_plain
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "chat.png"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.usefixtures("committed_db"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make browser)"),
+]
+
+
+@pytest.fixture
+def page(stack):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 820}, locale="en-US")
+        page = context.new_page()
+        page.goto(f"{stack.origin}/")
+        expect(page.locator("#conn-state")).to_have_attribute("data-state", "online", timeout=15000)
+        yield page
+        browser.close()
+
+
+def ask(page, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.keyboard.press("Enter")
+
+
+def test_a_customer_asks_clicks_a_suggestion_and_thumbs_up(page):
+    # given: the page is online
+    answer = answer_plain(QAPair.objects.get(question__startswith="Where is my order").answer)
+    # when: a customer asks a demo question
+    ask(page, "where is my parcel")
+    # then: the curated answer appears
+    expect(page.locator(".msg.bot .msg-text").last).to_have_text(answer, timeout=20000)
+
+    # when: a question the bot is not sure about
+    ask(page, "zxq vlorp gnarf blib")
+    chip = page.locator(".chip").first
+    expect(chip).to_be_visible(timeout=20000)
+    chosen = chip.inner_text().strip()
+    chip.click()
+    # then: the chosen pair's answer comes back
+    pair = QAPair.objects.filter(question=chosen).first()
+    assert pair is not None, chosen
+    expect(page.locator(".msg.bot .msg-text").last).to_have_text(answer_plain(pair.answer), timeout=20000)
+
+    # when: thumbs up on the last answer
+    page.locator(".msg.bot .thumb-up").last.click()
+    expect(page.locator(".msg.bot .thumb-up").last).to_have_attribute("aria-pressed", "true")
+    deadline = time.monotonic() + 10
+    while not Message.objects.filter(pair=pair, helpful=True).exists():
+        assert time.monotonic() < deadline, "feedback was not stored"
+        time.sleep(0.1)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_chinese_question_gets_the_chinese_answer(page):
+    ask(page, "我想退货怎么办")
+    bot = page.locator(".msg.bot .msg-text").last
+    expect(bot).to_contain_text("退", timeout=20000)
+
+
+def test_customer_and_answer_text_can_never_run_script(page):
+    pair = QAPair.objects.get(question__startswith="Where is my order")
+    original = pair.answer
+    try:
+        pair.answer = 'Track it <img src=x onerror="window.pwned=1"><script>window.pwned=2</script> <a href="javascript:window.pwned=3">here</a>'
+        pair.save()
+        ask(page, '<img src=x onerror="window.pwned=4">')
+        ask(page, "where is my parcel")
+        expect(page.locator(".msg.bot .msg-text").last).to_contain_text("Track it", timeout=20000)
+        page.locator(".msg.bot a").last.click() if page.locator(".msg.bot a").count() else None
+        assert page.evaluate("window.pwned === undefined")
+        assert page.locator(".msg.customer").filter(has_text='<img src=x onerror="window.pwned=4">').count() == 1
+    finally:
+        pair.answer = original
+        pair.save()

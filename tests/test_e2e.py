@@ -1,0 +1,151 @@
+"""End to end: a real daphne and a real Celery worker on PostgreSQL and Redis, a real WebSocket client."""
+
+import json
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from chatbot.conversations.models import Message
+from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.text import answer_plain
+from chatbot.registry.models import ModelVersion
+from tests.conftest import start_worker, wait_for_worker
+from tests.e2e import ws_ask, ws_open, ws_wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
+
+
+def demo_pair(question_start: str) -> QAPair:
+    return QAPair.objects.filter(question__startswith=question_start).get()
+
+
+@pytest.mark.parametrize(("asked", "expected"), [("where is my parcel", "Where is my order"), ("我的快递到哪了", "我的订单")])
+def test_it_answers_a_demo_question_and_stores_the_evidence(stack, asked, expected):
+    # given
+    pair = QAPair.objects.filter(question__startswith=expected, language__in=["en", "zh"]).first()
+    assert pair is not None
+    ws, welcome = ws_open(stack)
+    # when
+    answer = ws_ask(ws, asked)
+    # then
+    assert answer["type"] == "answer" and answer["outcome"] == "answer"
+    assert answer["text"] == answer_plain(pair.answer)
+    assert answer["confidence"] > 0.5
+    bot = Message.objects.get(pk=answer["message_id"])
+    assert bot.sender == "bot" and bot.pair == pair and bot.reply_to.text == asked
+    assert bot.model_version == ModelVersion.objects.get(is_active=True)
+    assert bot.latency_ms is not None and bot.candidates[0]["pair"] == pair.pk
+    assert bot.conversation.token == welcome["conversation"]
+    ws.close()
+
+
+def test_it_says_it_is_not_sure_and_offers_suggestions_and_a_person(stack):
+    ws, _ = ws_open(stack)
+    answer = ws_ask(ws, "zxq vlorp gnarf blib")
+    assert answer["outcome"] == "unsure" and answer["suggestions"]
+    handoff = QAPair.objects.filter(handoff=True, language="en").get()
+    assert handoff.pk in [item["id"] for item in answer["suggestions"]]
+
+    chosen = answer["suggestions"][0]
+    picked = ws_ask(ws, chosen["question"], suggestion=chosen["id"])
+    assert picked["outcome"] in ("answer", "handoff")
+    assert picked["text"] == answer_plain(QAPair.objects.get(pk=chosen["id"]).answer)
+    ws.close()
+
+
+def test_the_contact_pair_hands_over_to_a_person(stack):
+    ws, _ = ws_open(stack)
+    handoff = QAPair.objects.filter(handoff=True, language="en").get()
+    answer = ws_ask(ws, handoff.question)
+    assert answer["handoff"] is True and answer["outcome"] == "handoff"
+    assert Message.objects.get(pk=answer["message_id"]).conversation.handed_off
+    ws.close()
+
+
+def test_feedback_is_stored(stack):
+    ws, _ = ws_open(stack)
+    answer = ws_ask(ws, "how do I return an item")
+    ws.send(json.dumps({"type": "feedback", "message_id": answer["message_id"], "helpful": False}))
+    deadline = time.monotonic() + 5
+    while Message.objects.get(pk=answer["message_id"]).helpful is not False and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Message.objects.get(pk=answer["message_id"]).helpful is False
+    ws.close()
+
+
+def test_an_answer_text_change_is_live_without_retraining(stack):
+    pair = demo_pair("Where is my order")
+    original = pair.answer
+    try:
+        pair.answer = "Track it under <b>My orders</b>. (edited by an operator)"
+        pair.save()
+        ws, _ = ws_open(stack)
+        answer = ws_ask(ws, "where is my parcel")
+        assert answer["text"] == "Track it under My orders. (edited by an operator)"
+        assert "<b>My orders</b>" in answer["html"]
+        ws.close()
+    finally:
+        pair.answer = original
+        pair.save()
+
+
+def test_a_reconnecting_client_gets_the_answer_it_missed(stack):
+    # given: a question sent, and the connection gone before the answer
+    ws, welcome = ws_open(stack)
+    client_id = uuid.uuid4().hex
+    ws.send(json.dumps({"type": "message", "id": client_id, "text": "can I pay with alipay"}))
+    ws.close()
+    deadline = time.monotonic() + 30
+    while not Message.objects.filter(reply_to__client_id=client_id).exists():
+        assert time.monotonic() < deadline, "the worker never answered"
+        time.sleep(0.1)
+    # when
+    ws, again = ws_open(stack, welcome["conversation"])
+    # then
+    assert again["resumed"] is True
+    answer = ws_wait(ws, client_id, timeout=5)
+    assert answer["type"] == "answer" and answer["outcome"] == "answer"
+    ws.close()
+
+
+def test_a_killed_worker_loses_no_message(stack):
+    # given: questions on their way to the only worker
+    ws, welcome = ws_open(stack)
+    ids = [uuid.uuid4().hex for _ in range(4)]
+    for client_id, text in zip(ids, ["refund status", "change my address", "退货", "invoice please"], strict=True):
+        ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
+    # when: the worker and its pool process die at once (SIGKILL), and a new worker starts
+    children = _children(stack.worker.pid)
+    stack.worker.send_signal(signal.SIGKILL)
+    for child in children:
+        os.kill(child, signal.SIGKILL)
+    stack.worker.wait(timeout=10)
+    stack.worker = start_worker(stack.logs, name="worker2")
+    wait_for_worker(stack.logs, name="worker2")
+    # then: every message is answered once
+    answers = {ws_wait(ws, client_id, timeout=60)["reply_to"] for client_id in ids}
+    assert answers == set(ids)
+    for client_id in ids:
+        assert Message.objects.filter(reply_to__client_id=client_id, conversation__token=welcome["conversation"]).count() == 1
+    ws.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_healthz_reports_database_redis_and_model(stack):
+    import urllib.request
+
+    with urllib.request.urlopen(f"{stack.origin}/healthz", timeout=10) as response:
+        body = json.loads(response.read())
+    assert response.status == 200
+    assert body["database"]["ok"] and body["redis"]["ok"] and body["model"]["ok"]
+    assert body["model"]["active_version"] == ModelVersion.objects.get(is_active=True).pk

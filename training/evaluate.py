@@ -1,0 +1,113 @@
+"""Evaluate an encoder on `text,label` CSVs: python -m training.evaluate --train A.csv --test B.csv [--json]."""
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .data import Example, read_csv
+from .model import AnswerModel
+from .text import OOS
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    f1s = []
+    for label in sorted(set(gold)):
+        tp = sum(g == p == label for g, p in zip(gold, pred))
+        n_pred, n_gold = pred.count(label), gold.count(label)
+        f1s.append(2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
+    ranked = model.predict([t for t, _ in test], k=2)
+    top1 = [r[0][0] for r in ranked]
+    final = [label if model.decide(r) else OOS for label, r in zip(top1, ranked)]
+    gold = [label for _, label in test]
+    ins = [i for i, g in enumerate(gold) if g != OOS]
+    oos = [i for i, g in enumerate(gold) if g == OOS]
+    rejected = [i for i, f in enumerate(final) if f == OOS]
+    closed = _share(top1[i] == gold[i] for i in ins)
+    out = {
+        "closed_set_accuracy": closed,
+        "in_scope_accuracy": _share(final[i] == gold[i] for i in ins),
+        "oos_precision": _share(gold[i] == OOS for i in rejected) if oos else None,
+        "oos_recall": _share(final[i] == OOS for i in oos) if oos else None,
+        "accuracy": _share(f == g for f, g in zip(final, gold)) if oos else closed,
+        "macro_f1": macro_f1(gold, final) if oos else macro_f1([gold[i] for i in ins], [top1[i] for i in ins]),
+        "rejected_share": len(rejected) / len(test),
+    }
+    return out
+
+
+def _share(flags: Any) -> float:
+    flags = list(flags)
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def latency(model: AnswerModel, texts: list[str], n: int = 200, batch: int = 64) -> dict[str, float]:
+    single = []
+    for text in texts[:n]:
+        start = time.perf_counter()
+        model.predict([text])
+        single.append((time.perf_counter() - start) * 1000)
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        model.predict(texts[i : i + batch])
+    throughput = len(texts) / (time.perf_counter() - start)
+    return {"latency_ms_p50": statistics.median(single),
+            "latency_ms_p95": statistics.quantiles(single, n=20)[-1] if len(single) > 1 else single[0],
+            "batch64_msgs_per_s": throughput}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--train", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--val", help="calibrates rejection (and early stopping); default: hold out part of train")
+    p.add_argument("--encoder", default=None, choices=["ngram", "transformer", "fusion"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any ModelConfig field")
+    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation before testing")
+    p.add_argument("--save", help="folder to save the trained model to")
+    p.add_argument("--json", action="store_true")
+    return p.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> ModelConfig:
+    overrides: dict[str, Any] = {"seed": args.seed}
+    if args.encoder:
+        overrides["encoder"] = args.encoder
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    return ModelConfig(**{**ModelConfig().to_dict(), **overrides})
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    train, test = read_csv(args.train), read_csv(args.test)
+    val = read_csv(args.val) if args.val else None
+    model = AnswerModel.fit(train, config_from(args), val_examples=val)
+    if args.quantize:
+        model = model.quantized()
+    if args.save:
+        model.save(args.save)
+    result = {**metrics(model, test), "train_seconds": model.info["train_seconds"]}
+    result.update(latency(model, [t for t, _ in test]))
+    result.update({"encoder": model.config.encoder, "threshold": model.threshold, "margin": model.margin,
+                   "quantized": args.quantize, "n_train": len(train), "n_test": len(test),
+                   "torch_threads": torch.get_num_threads()})
+    print(json.dumps(result) if args.json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
+    return result
+
+
+if __name__ == "__main__":
+    main()
