@@ -16,11 +16,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001
-    """The test database holds the demo knowledge base and a trained model for the whole session."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+def django_db_setup(django_test_environment, django_db_blocker):  # noqa: ANN001
+    """A test database for every run, holding the demo knowledge base and a trained model for the session.
+
+    Replaces pytest-django's fixture, which creates databases only when a collected test has the
+    django_db mark; the tests that talk to real processes use `committed_db` instead.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, serialized_aliases=[])
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
         call_command("load_demo", verbosity=0)
+    yield
+    with django_db_blocker.unblock():
+        _disconnect_others()
+        teardown_databases(config, verbosity=0)
+
+
+def _disconnect_others() -> None:
+    """Connections left open by other threads (the consumer's) would block dropping the test database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()
 
 
 @pytest.fixture

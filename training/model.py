@@ -75,7 +75,7 @@ class AnswerModel:
             return
         texts, targets = encode_targets(val, self.labels)
         with torch.no_grad():
-            logits = self.module(texts)
+            logits = self.module.logits(texts)
         in_scope = targets >= 0
         self.temperature = calibration.fit_temperature(logits[in_scope], targets[in_scope])
         scores = torch.softmax(logits / self.temperature, dim=-1)
@@ -100,7 +100,7 @@ class AnswerModel:
         """(n, n_labels) calibrated probabilities."""
         if not texts:
             return torch.zeros(0, len(self.labels))
-        return torch.softmax(self.module(texts) / self.temperature, dim=-1)
+        return torch.softmax(self.module.logits(texts) / self.temperature, dim=-1)
 
     def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
         values, index = self.scores(texts).topk(min(k, len(self.labels)), dim=-1)

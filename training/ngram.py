@@ -14,7 +14,7 @@ class NgramEncoder(nn.Module):
         super().__init__()
         self.n_buckets = n_buckets
         self.register_buffer("vocab", vocab)  # (V,) sorted bucket ids
-        self.bag = nn.EmbeddingBag(len(vocab) + 1, dim, mode="mean", padding_idx=len(vocab))
+        self.bag = nn.EmbeddingBag(len(vocab) + 1, dim, mode="mean", padding_idx=len(vocab), sparse=True)
         nn.init.normal_(self.bag.weight, std=0.1)
         self.dim = dim
 
@@ -23,20 +23,25 @@ class NgramEncoder(nn.Module):
         seen = {b for t in texts for b in hashed_ngrams(t, n_buckets)}
         return cls(torch.tensor(sorted(seen), dtype=torch.long), dim, n_buckets)
 
-    def features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, offsets = [], []
-        for text in texts:
-            offsets.append(len(ids))
-            ids += hashed_ngrams(text, self.n_buckets)
-        ids_t = torch.tensor(ids, dtype=torch.long)
-        pos = torch.searchsorted(self.vocab, ids_t).clamp(max=len(self.vocab) - 1)
-        known = self.vocab[pos] == ids_t
-        rows = torch.where(known, pos, torch.full_like(pos, len(self.vocab)))  # unknown -> padding
-        return rows, torch.tensor(offsets, dtype=torch.long)
+    def featurize(self, texts: list[str]) -> list[torch.Tensor]:
+        """Per text, the embedding rows of its n-grams (unknown n-grams -> the padding row)."""
+        hashed = [hashed_ngrams(text, self.n_buckets) for text in texts]
+        ids = torch.tensor([b for h in hashed for b in h], dtype=torch.long)
+        pos = torch.searchsorted(self.vocab, ids).clamp(max=max(len(self.vocab) - 1, 0))
+        known = self.vocab[pos] == ids if len(self.vocab) else torch.zeros_like(ids, dtype=torch.bool)
+        rows = torch.where(known, pos, torch.full_like(pos, len(self.vocab)))
+        return list(rows.split([len(h) for h in hashed]))
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        rows, offsets = self.features(texts)
-        return self.bag(rows, offsets)  # (n, dim); zeros when no known n-gram
+    @staticmethod
+    def collate(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        offsets = torch.tensor([0] + [len(x) for x in items[:-1]], dtype=torch.long).cumsum(0)
+        return torch.cat(items), offsets
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.bag(*batch)  # (n, dim); zeros when no known n-gram
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        return self(self.collate(self.featurize(texts)))
 
 
 class NgramClassifier(nn.Module):
@@ -46,8 +51,17 @@ class NgramClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.dim, n_labels)
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        return self.head(self.dropout(self.encoder(texts)))  # (n, n_labels) logits
+    def featurize(self, texts: list[str]) -> list[torch.Tensor]:
+        return self.encoder.featurize(texts)
+
+    def collate(self, items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder.collate(items)
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.dropout(self.encoder(batch)))  # (n, n_labels) logits
+
+    def logits(self, texts: list[str]) -> torch.Tensor:
+        return self(self.collate(self.featurize(texts)))
 
     def embed(self, texts: list[str]) -> torch.Tensor:
-        return F.normalize(self.encoder(texts), dim=-1)
+        return F.normalize(self.encoder.encode(texts), dim=-1)

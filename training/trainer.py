@@ -29,6 +29,19 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: 
     return torch.stack(losses).sum() / len(targets)
 
 
+def make_optimizers(module: nn.Module, config: ModelConfig) -> list[torch.optim.Optimizer]:
+    """SparseAdam for sparse embedding tables (only touched rows move), AdamW for the rest."""
+    sparse = [m.weight for m in module.modules() if isinstance(m, nn.EmbeddingBag | nn.Embedding) and m.sparse]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
+    optimizers: list[torch.optim.Optimizer] = []
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=config.lr))
+    if dense:
+        optimizers.append(torch.optim.AdamW(dense, lr=config.lr, weight_decay=config.weight_decay))
+    return optimizers
+
+
 class Trainer:
     def __init__(
         self,
@@ -38,8 +51,10 @@ class Trainer:
         val: tuple[list[str], torch.Tensor] | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> None:
-        self.module, self.config, self.train, self.val, self.on_epoch = module, config, train, val, on_epoch
-        self.optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.module, self.config, self.on_epoch = module, config, on_epoch
+        self.train = (module.featurize(train[0]), train[1])  # featurised once, not every epoch
+        self.val = (module.featurize(val[0]), val[1]) if val and val[0] else None
+        self.optimizers = make_optimizers(module, config)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.best_epoch = 0
 
@@ -65,27 +80,29 @@ class Trainer:
         return self.best_epoch
 
     def _train_epoch(self) -> float:
-        texts, targets = self.train
+        items, targets = self.train
         self.module.train()
-        order = torch.randperm(len(texts), generator=self.generator)
+        order = torch.randperm(len(items), generator=self.generator)
         total = 0.0
-        for start in range(0, len(texts), self.config.batch_size):
+        for start in range(0, len(items), self.config.batch_size):
             idx = order[start : start + self.config.batch_size]
-            logits = self.module([texts[i] for i in idx])
+            logits = self.module(self.module.collate([items[i] for i in idx]))
             loss = classification_loss(logits, targets[idx], self.config.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
-            total += float(loss) * len(idx)
-        return total / len(texts)
+            for optimizer in self.optimizers:
+                optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        return total / len(items)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float | None, float | None]:
-        if not self.val or not self.val[0]:
+        if self.val is None:
             return None, None
         self.module.eval()
-        texts, targets = self.val
-        logits = self.module(texts)
+        items, targets = self.val
+        logits = self.module(self.module.collate(items))
         in_scope = targets >= 0
         acc = float((logits[in_scope].argmax(-1) == targets[in_scope]).float().mean()) if in_scope.any() else None
         return float(classification_loss(logits, targets)), acc

@@ -64,10 +64,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         reply_to = None
         try:
+            try:
+                frame, invalid = self._parse(text_data), None
+            except FrameError as error:
+                frame, invalid = {}, error
+            reply_to = frame.get("id") if isinstance(frame.get("id"), str) else None
             if not self.bucket.take():
                 raise FrameError("rate_limited", "Too many messages; wait a moment and send again.")
-            frame = self._parse(text_data)
-            reply_to = frame.get("id") if isinstance(frame.get("id"), str) else None
+            if invalid:
+                raise invalid
             if frame.get("type") == "message":
                 await self._on_message(frame)
             elif frame.get("type") == "feedback":

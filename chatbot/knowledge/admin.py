@@ -3,7 +3,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from import_export.admin import ImportExportModelAdmin
 
-from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.resources import CSV, JSON, QAPairResource
 
 
@@ -64,3 +64,10 @@ class AlternateQuestionAdmin(admin.ModelAdmin):
     search_fields = ("text", "pair__question")
     list_select_related = ("pair",)
     autocomplete_fields = ("pair",)
+
+
+@admin.register(OutOfScopeExample)
+class OutOfScopeExampleAdmin(admin.ModelAdmin):
+    list_display = ("text", "language", "source", "created_at")
+    list_filter = ("language", "source")
+    search_fields = ("text",)

@@ -44,3 +44,23 @@ class AlternateQuestion(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class OutOfScopeExample(models.Model):
+    """A question the shop does not answer: teaches the model when to say it is not sure."""
+
+    class Source(models.TextChoices):
+        CURATED = "curated", "Curated"
+        LOG = "log", "From a customer message"
+
+    text = models.CharField(max_length=500, unique=True)
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CURATED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "out-of-scope example"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.registry.artifacts import artifact_store
 from chatbot.registry.models import ModelVersion, TrainingRun
 from training import AnswerModel, ModelConfig
@@ -17,6 +17,7 @@ from training import AnswerModel, ModelConfig
 logger = logging.getLogger(__name__)
 
 Example = tuple[str, str]
+OUT_OF_SCOPE = "oos"
 
 
 class TrainingError(Exception):
@@ -24,17 +25,21 @@ class TrainingError(Exception):
 
 
 def training_examples() -> tuple[list[Example], dict[str, int]]:
-    """Each active pair's question and alternate questions, labelled with the pair id."""
+    """Each active pair's question and alternate questions, labelled with the pair id, and the
+    out-of-scope examples labelled `oos`."""
     pairs = list(QAPair.objects.filter(is_active=True).values_list("id", "question"))
     alternates = list(
         AlternateQuestion.objects.filter(pair__is_active=True).values_list("pair_id", "text", "source")
     )
+    out_of_scope = list(OutOfScopeExample.objects.values_list("text", flat=True))
     examples = [(question, str(pair_id)) for pair_id, question in pairs]
     examples += [(text, str(pair_id)) for pair_id, text, _ in alternates]
+    examples += [(text, OUT_OF_SCOPE) for text in out_of_scope]
     counts = {
         "pairs": len(pairs),
         "alternates": sum(1 for *_, source in alternates if source == AlternateQuestion.Source.CURATED),
         "reviewed_messages": sum(1 for *_, source in alternates if source == AlternateQuestion.Source.LOG),
+        "out_of_scope": len(out_of_scope),
         "examples": len(examples),
     }
     return examples, counts

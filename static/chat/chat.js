@@ -40,7 +40,7 @@
       newConversationStarted: 'New conversation started.',
       inputLabel: 'Your message',
       placeholder: 'Type your question…',
-      placeholderOffline: 'You are offline. Messages will be sent when you reconnect…',
+      placeholderOffline: 'You’re offline: we’ll send it later…',
       send: 'Send',
       hint: 'Enter to send · Shift + Enter for a new line',
       charsLeft: '{n} characters left',
@@ -49,12 +49,12 @@
       typing: '{shop} is typing',
       you: 'You',
       botName: '{shop}',
-      greeting: 'Hi there 👋 Welcome to {shop}! Ask me anything about orders, shipping, returns or our products.',
+      greeting: 'Hi there! Welcome to {shop}. Ask me anything about orders, shipping, returns or our products.',
       helpful: 'Helpful',
       notHelpful: 'Not helpful',
       feedbackQuestion: 'Was this answer helpful?',
       feedbackThanks: 'Thanks for the feedback!',
-      didYouMean: 'Did you mean one of these?',
+      didYouMean: 'Suggested questions',
       related: 'Related questions',
       noneOfThese: 'None of these',
       noneNote: 'Thanks, a person can help: describe your question in your own words and our team will follow up here.',
@@ -87,7 +87,7 @@
       newConversationStarted: '已开始新对话。',
       inputLabel: '您的消息',
       placeholder: '请输入您的问题…',
-      placeholderOffline: '您当前处于离线状态，消息将在重新连接后发送…',
+      placeholderOffline: '当前离线，消息将在恢复连接后发送…',
       send: '发送',
       hint: '按 Enter 发送 · Shift + Enter 换行',
       charsLeft: '还可输入 {n} 个字',
@@ -96,12 +96,12 @@
       typing: '{shop} 正在输入',
       you: '您',
       botName: '{shop}',
-      greeting: '您好 👋 欢迎来到 {shop}！关于订单、配送、退换货或商品的任何问题，都可以问我。',
+      greeting: '您好！欢迎来到 {shop}。关于订单、配送、退换货或商品的任何问题，都可以问我。',
       helpful: '有帮助',
       notHelpful: '没有帮助',
       feedbackQuestion: '这个回答对您有帮助吗？',
       feedbackThanks: '感谢您的反馈！',
-      didYouMean: '您是想问以下问题吗？',
+      didYouMean: '推荐问题',
       related: '相关问题',
       noneOfThese: '都不是',
       noneNote: '感谢告知，人工客服可以帮您：请用您自己的话描述问题，我们的团队会在这里跟进。',
@@ -140,6 +140,7 @@
   const BACKOFF_MIN = 1000;
   const BACKOFF_MAX = 30000;
   const WELCOME_TIMEOUT = 10000;
+  const TYPING_TIMEOUT = 45000; // stop the dots if an answer never comes
 
   function initialLang() {
     const saved = store.get(LANG_KEY);
@@ -409,6 +410,7 @@
         if (m.suggestion !== undefined && m.suggestion !== null) frame.suggestion = m.suggestion;
         if (!sendFrame(frame)) return;
         m.state = 'pending';
+        m.sentAt = Date.now();
         renderCustomerState(m);
       }
     }
@@ -635,6 +637,9 @@
       // The ONLY innerHTML in this file: the server sanitises `html` with nh3
       // (a, b, strong, i, em, br, p, ul, ol, li).
       text.innerHTML = f.html;
+      // The server turns newlines into <br>; keep a (visually collapsed) newline
+      // after each so textContent / copy-paste match the plain `text` field.
+      text.querySelectorAll('br').forEach((br) => br.after(document.createTextNode('\n')));
       text.querySelectorAll('a[href]').forEach((a) => {
         a.target = '_blank';
         a.rel = 'noopener noreferrer nofollow';
@@ -772,11 +777,21 @@
 
   // --------------------------------------------------------- typing state
   let typingEl = null;
+  let typingTimer = 0;
   function updateTyping() {
     let waiting = false;
+    let oldest = Infinity;
     if (connState === 'online') {
-      for (const m of customers.values()) { if (m.state === 'pending') { waiting = true; break; } }
+      const now = Date.now();
+      for (const m of customers.values()) {
+        if (m.state === 'pending' && now - (m.sentAt || 0) < TYPING_TIMEOUT) {
+          waiting = true;
+          oldest = Math.min(oldest, m.sentAt || now);
+        }
+      }
     }
+    window.clearTimeout(typingTimer);
+    if (waiting) typingTimer = window.setTimeout(updateTyping, oldest + TYPING_TIMEOUT - Date.now() + 50);
     if (waiting && !typingEl) {
       const near = isNearBottom();
       typingEl = h('div', 'typing');
@@ -829,7 +844,11 @@
     ui.input.setAttribute('aria-invalid', String(over));
     ui.send.disabled = n === 0 || over;
     ui.input.setAttribute('data-i18n-placeholder', connState === 'offline' ? 'placeholderOffline' : 'placeholder');
-    ui.input.placeholder = t(ui.input.getAttribute('data-i18n-placeholder'));
+    const ph = t(ui.input.getAttribute('data-i18n-placeholder'));
+    if (ui.input.placeholder !== ph) {
+      ui.input.placeholder = ph;
+      autoGrow();
+    }
   }
 
   function autoGrow() {

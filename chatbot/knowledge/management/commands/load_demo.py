@@ -1,12 +1,16 @@
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chatbot.knowledge.models import OutOfScopeExample
 from chatbot.knowledge.services import qa_import_file
+from chatbot.knowledge.text import detect_language
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import training_run_execute
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo_qa.json"
+OUT_OF_SCOPE = DEMO.with_name("out_of_scope.json")
 
 
 class Command(BaseCommand):
@@ -21,6 +25,8 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError("demo data did not import:\n" + "\n".join(report.errors))
         self.stdout.write(f"Demo knowledge base: {report.created} new, {report.updated} existing pairs.")
+        for text in json.loads(OUT_OF_SCOPE.read_text(encoding="utf-8")):
+            OutOfScopeExample.objects.get_or_create(text=text, defaults={"language": detect_language(text)})
         if no_train or (ModelVersion.objects.filter(is_active=True).exists() and not retrain):
             return
         self.stdout.write("Training the first model...")
