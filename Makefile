@@ -22,9 +22,10 @@ run: install  ## Install and start web, inference and scheduled retraining on SQ
 	$(PY) manage.py load_demo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile.embedded
 
-browser:  ## Install Debian's Chromium for the browser tests (needs root or sudo)
-	@test -x /usr/bin/chromium || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+browser:  ## Install Debian's Chromium (and CJK fonts) for the browser tests (needs root or sudo)
+	@{ test -x /usr/bin/chromium && test -d /usr/share/fonts/opentype/noto; } || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 test: install browser  ## Run the tests against PostgreSQL and Redis on 127.0.0.1
 	$(VENV)/bin/pytest

@@ -59,6 +59,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Prefix for every Redis key (broker and channel layer), so that several deployments can share one Redis.
+REDIS_PREFIX = os.environ.get("CHATBOT_REDIS_PREFIX", "")
 PRODUCTION = bool(DATABASE_URL)
 EMBEDDED_SECRET_KEY = "embedded-only-not-for-production"
 
@@ -140,6 +142,7 @@ if REDIS_URL:
                 # Capacity is per server process, not per user: the default (100) loses replies under load.
                 "capacity": env_int("CHATBOT_CHANNEL_CAPACITY", 5000),
                 "expiry": 60,
+                "prefix": f"{REDIS_PREFIX}asgi",
             },
         }
     }
@@ -200,6 +203,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redelivery of an unacknowledged task after a worker dies: Redis' visibility timeout.
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CHATBOT_VISIBILITY_TIMEOUT", 3600)}
+    if REDIS_PREFIX:
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_PREFIX
 CELERY_TASK_ROUTES = {
     "chatbot.conversations.tasks.*": {"queue": "inference"},
     "chatbot.registry.tasks.*": {"queue": "training"},
@@ -232,3 +237,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+
+# --- Serving and security -------------------------------------------------------
+# Benchmark floor only: answer every message with the first pair without running the model.
+CHATBOT_NOOP_MODEL = env_bool("CHATBOT_NOOP_MODEL", False)
+# torch intra-op threads per worker process: several pool processes on few cores must not oversubscribe.
+CHATBOT_TORCH_THREADS = env_int("CHATBOT_TORCH_THREADS", 1)
+# Each worker process reloads the active model and reports to /healthz this often.
+CHATBOT_HEARTBEAT_SECONDS = env_float("CHATBOT_HEARTBEAT_SECONDS", 10.0)
+# Personal data redacted from customer messages before they are stored: email, cn_id, card, phone.
+CHATBOT_REDACT_PII = env_list("CHATBOT_REDACT_PII", ["email", "cn_id", "card", "phone"])
+# Conversations not seen for this many days are deleted nightly (0 keeps them forever).
+CHATBOT_RETENTION_DAYS = env_int("CHATBOT_RETENTION_DAYS", 180)
+CHATBOT_RETENTION_CRONTAB = os.environ.get("CHATBOT_RETENTION_CRONTAB", "30 4 * * *")

@@ -1,3 +1,4 @@
+import hashlib
 import logging
 
 import redis
@@ -6,6 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from chatbot.health import workers_status
 from chatbot.registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -36,11 +38,39 @@ def _model(database_ok: bool) -> dict:
     version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
         return {"ok": False, "error": "no active model: train one (manage.py retrain)"}
-    artifact_ok = version.artifact.storage.exists(version.artifact.name)
-    result = {"ok": artifact_ok, "active_version": version.pk, "encoder": version.encoder}
-    if not artifact_ok:
-        result["error"] = "artifact missing from storage"
+    result = {"ok": True, "active_version": version.pk, "encoder": version.encoder}
+    problem = _artifact_problem(version)
+    try:
+        workers = workers_status()
+    except Exception as error:
+        workers, problem = [], problem or f"worker reports unreadable: {error}"
+    serving = sorted({w["loaded_version"] for w in workers if w.get("loaded_version")})
+    failing = [w for w in workers if w.get("loaded_version") != version.pk]
+    result["workers"] = [{key: w.get(key) for key in ("worker", "loaded_version", "error")} for w in workers]
+    if problem or failing:
+        result["ok"] = False
+        result["error"] = problem or "; ".join(sorted({w.get("error") or "not loaded yet" for w in failing}))
+        result["serving_versions"] = serving
     return result
+
+
+_verified: dict[tuple[str, str], tuple[int, str]] = {}
+
+
+def _artifact_problem(version: ModelVersion) -> str:
+    """Empty when the active artifact exists and matches its checksum (hashed once per name and size)."""
+    storage, name = version.artifact.storage, version.artifact.name
+    try:
+        size = storage.size(name)
+        if _verified.get((name, version.checksum), (None,))[0] != size:
+            with storage.open(name, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            _verified[(name, version.checksum)] = (size, digest)
+        if _verified[(name, version.checksum)][1] != version.checksum:
+            return f"artifact of v{version.pk} does not match its checksum"
+    except (OSError, FileNotFoundError):
+        return f"artifact of v{version.pk} missing from storage"
+    return ""
 
 
 @require_GET

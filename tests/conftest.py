@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.management import call_command
 
@@ -26,7 +25,6 @@ def django_db_setup(django_test_environment, django_db_blocker):  # noqa: ANN001
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, serialized_aliases=[])
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
         call_command("load_demo", verbosity=0)
     yield
     with django_db_blocker.unblock():

@@ -24,7 +24,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(stack):
+def page(stack, monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls in these tests are
+    # plain blocking calls between browser steps, as Django's docs allow for such clients.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1100, "height": 820}, locale="en-US")

@@ -4,6 +4,7 @@ import logging
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,6 +12,7 @@ from chatbot.conversations.models import Conversation, Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
+from chatbot.privacy import pii_redact
 from chatbot.registry.engine import engine_get
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def message_receive(
             client_id=client_id,
             defaults={
                 "sender": Message.Sender.CUSTOMER,
-                "text": text,
+                "text": pii_redact(text),
                 "suggested_pair": QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None,
             },
         )
@@ -91,6 +93,27 @@ def message_receive(
         if created or not hasattr(message, "reply"):
             transaction.on_commit(lambda: enqueue(message.pk))
     return message, created
+
+
+def conversations_purge(*, days: int) -> int:
+    """Delete conversations (with their messages) not seen for `days` days; returns how many."""
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timezone.timedelta(days=days)
+    deleted, by_model = Conversation.objects.filter(last_seen_at__lt=cutoff).delete()
+    return by_model.get(Conversation._meta.label, 0)
+
+
+def conversation_delete(*, token: str = "", conversation_id: int | None = None) -> int:
+    """Delete one customer's conversation and everything in it (by token or id); returns messages deleted."""
+    found = Conversation.objects.filter(token=token) if token else Conversation.objects.filter(pk=conversation_id)
+    conversation = found.first()
+    if conversation is None:
+        return -1
+    _, by_model = conversation.delete()
+    logger.info("conversation %s deleted on request (%s messages)", conversation_id or "by token",
+                by_model.get(Message._meta.label, 0))
+    return by_model.get(Message._meta.label, 0)
 
 
 def feedback_record(*, conversation: Conversation, message_id: int, helpful: bool) -> bool:
@@ -109,7 +132,7 @@ def message_answer(message_id: int) -> Message | None:
     if existing:
         return existing
     started = time.perf_counter()
-    loaded = engine_get()
+    loaded = None if settings.CHATBOT_NOOP_MODEL else engine_get()
     reply = _reply(message, loaded)
     latency_ms = (time.perf_counter() - started) * 1000
     with transaction.atomic():
@@ -140,7 +163,19 @@ def message_answer(message_id: int) -> Message | None:
 def _reply(message: Message, loaded: Any) -> Reply:
     if message.suggested_pair is not None:
         return reply_for_pair(message.suggested_pair, 1.0, [])
+    if settings.CHATBOT_NOOP_MODEL:
+        return reply_for_pair(_noop_pair(), 1.0, [])
     if loaded is None:
         return reply_compose(text=message.text, ranked=None, decide=None)
     ranked = loaded.model.predict([message.text], k=10)[0]
     return reply_compose(text=message.text, ranked=ranked, decide=loaded.model.decide)
+
+
+_noop: list[QAPair] = []
+
+
+def _noop_pair() -> QAPair:
+    """The benchmark's floor (CHATBOT_NOOP_MODEL): always the first active pair, read once per process."""
+    if not _noop:
+        _noop.append(QAPair.objects.filter(is_active=True).order_by("pk").first())
+    return _noop[0]

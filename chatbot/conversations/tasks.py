@@ -1,12 +1,26 @@
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_init
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from chatbot.conversations.delivery import group_send
-from chatbot.conversations.services import answer_payload, conversation_group, message_answer
+from chatbot.conversations.services import answer_payload, conversation_group, conversations_purge, message_answer
 
 logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _worker_process_start(**kwargs: object) -> None:
+    """One pool process per core: torch's default (all cores per process) makes them fight. The model is
+    loaded now, not on the first customer's message, and the process reports its health from here on."""
+    import torch
+
+    from chatbot.health import heartbeat_start
+
+    torch.set_num_threads(settings.CHATBOT_TORCH_THREADS)
+    heartbeat_start()
 
 
 @shared_task(
@@ -23,3 +37,11 @@ def answer_message_task(message_id: int) -> None:
         logger.warning("message %s not found or not a customer message", message_id)
         return
     group_send(conversation_group(bot.conversation_id), {"type": "chat.answer", "answer": answer_payload(bot)})
+
+
+@shared_task(name="chatbot.conversations.tasks.conversations_purge_task")
+def conversations_purge_task() -> int:
+    """The retention schedule: delete conversations older than CHATBOT_RETENTION_DAYS."""
+    deleted = conversations_purge(days=settings.CHATBOT_RETENTION_DAYS)
+    logger.info("retention: %s conversations older than %s days deleted", deleted, settings.CHATBOT_RETENTION_DAYS)
+    return deleted

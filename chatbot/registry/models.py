@@ -22,6 +22,10 @@ class ModelVersion(models.Model):
     n_labels = models.PositiveIntegerField(default=0)
     n_examples = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the data it was trained on.")
+    calibration = models.JSONField(
+        default=dict, blank=True, help_text="Coverage and precision per threshold on the held-out set."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -60,6 +64,9 @@ class TrainingRun(models.Model):
     history = models.JSONField(default=list, blank=True, help_text="One entry per epoch: losses and validation accuracy.")
     metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the training and held-out data.")
+    gate = models.JSONField(default=dict, blank=True, help_text="The candidate against the active model, held-out set.")
     model_version = models.OneToOneField(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
     )
@@ -69,6 +76,10 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"Training run {self.pk} ({self.get_status_display().lower()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in (self.Status.QUEUED, self.Status.RUNNING)
 
     @property
     def duration_seconds(self) -> float | None:

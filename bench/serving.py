@@ -1,0 +1,165 @@
+"""Serving benchmark: the production stack with the real model, side by side with its no-op floor.
+
+    python bench/serving.py                      # levels 1 50 200, then 5000 idle connections
+    python bench/serving.py --levels 1 50 200 1000 --idle 5000
+
+Starts one daphne (web) on a benchmark database and Redis db, then for every level runs the same
+load twice, alternating: against a Celery worker started with CHATBOT_NOOP_MODEL=1 (answers the
+first pair without running the model: the floor of Channels + Celery + Redis + PostgreSQL here)
+and against a worker running the real model. Each JSON result goes to bench/results/serving.jsonl;
+a Markdown table with the ratios is printed at the end.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+from load import rss_kb  # noqa: E402
+
+MESSAGES = {1: 200, 50: 20, 200: 10, 1000: 4}
+
+
+def bench_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, DJANGO_SETTINGS_MODULE="chatbot.settings",
+        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789",
+        ALLOWED_HOSTS="127.0.0.1,localhost", SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0", LOG_LEVEL="WARNING",
+        CHATBOT_RATE_BURST="100000", CHATBOT_RATE_PER_SECOND="100000", CHATBOT_IP_RATE_BURST="1000000",
+        CHATBOT_IP_RATE_PER_SECOND="1000000", CHATBOT_IP_MAX_CONNECTIONS="100000",
+        CHATBOT_VAR_DIR=env.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"), PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, **kwargs)
+
+
+def prepare(env: dict[str, str], args: argparse.Namespace) -> None:
+    name = args.database_url.rsplit("/", 1)[1]
+    admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    exists = subprocess.run(["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], env)
+    run([sys.executable, "-c", f"import redis; redis.Redis.from_url({args.redis_url!r}).flushdb()"], env)
+    run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
+    run([sys.executable, "manage.py", "load_demo", "-v0"], env)
+
+
+def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
+    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                            "chatbot.asgi:application"], cwd=ROOT, env=env,
+                           stdout=open(RESULTS / "web.log", "ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/healthz"]).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError("daphne did not answer /healthz")
+        time.sleep(0.5)
+    return web
+
+
+def start_worker(env: dict[str, str], noop: bool, concurrency: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "chatbot", "worker", "-Q", "inference,training", "--pool", "prefork",
+         "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"bench{int(noop)}@%h"],
+        cwd=ROOT, env={**env, "CHATBOT_NOOP_MODEL": "1" if noop else "0"},
+        stdout=open(RESULTS / "worker.log", "ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def load(url: str, clients: int, messages: int, pids: str, extra: list[str] | None = None) -> dict:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--clients", str(clients),
+                          "--messages", str(messages), "--pids", pids, "--json", *(extra or [])],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    env = bench_env(args)
+    prepare(env, args)
+    url = f"ws://127.0.0.1:{args.port}/ws/chat/"
+    web = start_web(env, args.port)
+    rows: list[dict] = []
+    try:
+        for level in args.levels:
+            for mode in ("floor", "model"):
+                worker = start_worker(env, noop=mode == "floor", concurrency=args.workers)
+                pids = f"web={web.pid},worker={worker.pid}"
+                try:
+                    load(url, 1, 1, pids, ["--timeout", "120"])  # the worker is up and the model loaded
+                    load(url, 20, 5, pids)  # warm-up: every pool process has loaded the model
+                    result = {"mode": mode, **load(url, level, MESSAGES.get(level, 10), pids)}
+                finally:
+                    stop(worker)
+                rows.append(result)
+                print(json.dumps(result), flush=True)
+        if args.idle:
+            result = {"mode": "idle", **load(url, 0, 0, f"web={web.pid}", ["--idle", str(args.idle), "--hold",
+                                                                          str(args.hold)])}
+            rows.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        stop(web)
+    with open(RESULTS / "serving.jsonl", "a") as handle:
+        for row in rows:
+            handle.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **row}) + "\n")
+    print(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| clients | mode | msgs | answers/s | p50 ms | p95 ms | p99 ms | max ms | lost | errors | "
+             "web RSS MB | worker RSS MB |", "|" + "---|" * 12]
+    by = {(row["mode"], row.get("clients")): row for row in rows}
+    for row in rows:
+        if row["mode"] == "idle":
+            continue
+        lines.append(f"| {row['clients']} | {row['mode']} | {row['sent']} | {row['answers_per_s']} | {row['p50_ms']} | "
+                     f"{row['p95_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['lost']} | "
+                     f"{sum(row['errors'].values()) + row['connect_errors']} | {row.get('rss_mb_web')} | "
+                     f"{row.get('rss_mb_worker')} |")
+    lines.append("")
+    for (mode, clients), row in by.items():
+        floor = by.get(("floor", clients))
+        if mode == "model" and floor and floor["answers_per_s"]:
+            lines.append(f"- {clients} clients: model/floor answers/s = "
+                         f"{row['answers_per_s'] / floor['answers_per_s']:.0%}; p50 model - floor = "
+                         f"{row['p50_ms'] - floor['p50_ms']:+.2f} ms")
+    for row in rows:
+        if row["mode"] == "idle":
+            lines.append(f"- idle: {row['opened']}/{row['idle_connections']} opened, {row['alive_after_hold']} alive "
+                         f"after {row['held_seconds']} s; web RSS {row['web_rss_mb_before']} -> "
+                         f"{row['web_rss_mb_after']} MB, {row['kb_per_connection']} KB per connection")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=int, nargs="*", default=[1, 50, 200])
+    parser.add_argument("--idle", type=int, default=5000, help="idle connections to hold at the end (0: skip)")
+    parser.add_argument("--hold", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2, help="worker pool processes (cores)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbot_bench"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
+    main(parser.parse_args())

@@ -1,0 +1,75 @@
+"""Worker health: each inference process loads the active model at start and reports what it serves.
+
+Every pool process runs a small thread that, every CHATBOT_HEARTBEAT_SECONDS, asks the engine for the
+active model (loading it when it changed, keeping the previous one when it cannot be loaded) and
+writes {version, error, at} to a Redis hash that /healthz reads. `python manage.py worker_health`
+exits non-zero when no worker reported recently or one cannot load the active model.
+"""
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+KEY = "chatbot:workers"
+_started: set[int] = set()
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def heartbeat_once() -> dict[str, Any]:
+    from chatbot.registry.engine import engine_get, engine_status
+
+    close_old_connections()
+    try:
+        engine_get()
+        status = engine_status()
+    except Exception as error:  # the database or the storage is down: say so, try again next beat
+        status = {**engine_status(), "error": f"{type(error).__name__}: {error}"}
+    finally:
+        close_old_connections()
+    report = {**status, "at": time.time()}
+    if settings.REDIS_URL:
+        _client().hset(KEY, f"{socket.gethostname()}:{os.getpid()}", json.dumps(report))
+    return report
+
+
+def heartbeat_start() -> None:
+    """Start the heartbeat thread of this process (once)."""
+    if os.getpid() in _started or not settings.REDIS_URL:
+        return
+    _started.add(os.getpid())
+
+    def beat() -> None:
+        while True:
+            try:
+                heartbeat_once()
+            except Exception:
+                logger.warning("worker heartbeat failed", exc_info=True)
+            time.sleep(settings.CHATBOT_HEARTBEAT_SECONDS)
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+
+
+def workers_status() -> list[dict[str, Any]]:
+    """Workers that reported in the last three heartbeats; older entries are removed."""
+    if not settings.REDIS_URL:
+        return []
+    client, now, alive = _client(), time.time(), []
+    for name, raw in client.hgetall(KEY).items():
+        report = json.loads(raw)
+        if now - report.get("at", 0) > 3 * settings.CHATBOT_HEARTBEAT_SECONDS:
+            client.hdel(KEY, name)
+            continue
+        alive.append({"worker": name.decode(), **report})
+    return sorted(alive, key=lambda item: item["worker"])
