@@ -114,7 +114,7 @@ async def steady(args: argparse.Namespace) -> dict:
 
 
 async def idle(args: argparse.Namespace) -> dict:
-    """Open --idle connections (a few hundred at a time), hold them, count the ones still open."""
+    """Open --idle connections (a hundred at a time), hold them, count the ones still open."""
     origin = "http://" + urlparse(args.url).netloc
     web = parse_pids(args.pids).get("web")
     before = rss_kb(web) if web else 0
@@ -130,8 +130,8 @@ async def idle(args: argparse.Namespace) -> dict:
             failures[type(error).__name__] = failures.get(type(error).__name__, 0) + 1
 
     started = time.perf_counter()
-    for start in range(0, args.idle, 250):
-        await asyncio.gather(*(open_one() for _ in range(start, min(args.idle, start + 250))))
+    for start in range(0, args.idle, 100):
+        await asyncio.gather(*(open_one() for _ in range(start, min(args.idle, start + 100))))
     opened_s = time.perf_counter() - started
     await asyncio.sleep(args.hold)
     after = rss_kb(web) if web else 0

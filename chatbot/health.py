@@ -19,8 +19,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
-KEY = "chatbot:workers"
 _started: set[int] = set()
+
+
+def _key() -> str:
+    return f"{settings.REDIS_PREFIX}chatbot:workers"
 
 
 def _client() -> redis.Redis:
@@ -30,17 +33,14 @@ def _client() -> redis.Redis:
 def heartbeat_once() -> dict[str, Any]:
     from chatbot.registry.engine import engine_get, engine_status
 
-    close_old_connections()
     try:
         engine_get()
         status = engine_status()
     except Exception as error:  # the database or the storage is down: say so, try again next beat
         status = {**engine_status(), "error": f"{type(error).__name__}: {error}"}
-    finally:
-        close_old_connections()
     report = {**status, "at": time.time()}
     if settings.REDIS_URL:
-        _client().hset(KEY, f"{socket.gethostname()}:{os.getpid()}", json.dumps(report))
+        _client().hset(_key(), f"{socket.gethostname()}:{os.getpid()}", json.dumps(report))
     return report
 
 
@@ -53,6 +53,7 @@ def heartbeat_start() -> None:
     def beat() -> None:
         while True:
             try:
+                close_old_connections()  # a connection broken by a database restart is replaced
                 heartbeat_once()
             except Exception:
                 logger.warning("worker heartbeat failed", exc_info=True)
@@ -66,10 +67,10 @@ def workers_status() -> list[dict[str, Any]]:
     if not settings.REDIS_URL:
         return []
     client, now, alive = _client(), time.time(), []
-    for name, raw in client.hgetall(KEY).items():
+    for name, raw in client.hgetall(_key()).items():
         report = json.loads(raw)
         if now - report.get("at", 0) > 3 * settings.CHATBOT_HEARTBEAT_SECONDS:
-            client.hdel(KEY, name)
+            client.hdel(_key(), name)
             continue
         alive.append({"worker": name.decode(), **report})
     return sorted(alive, key=lambda item: item["worker"])

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "chatbot.knowledge",
     "chatbot.conversations",
     "chatbot.registry",
+    "chatbot.review",
 ]
 
 MIDDLEWARE = [
@@ -194,6 +195,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -250,3 +252,50 @@ CHATBOT_REDACT_PII = env_list("CHATBOT_REDACT_PII", ["email", "cn_id", "card", "
 # Conversations not seen for this many days are deleted nightly (0 keeps them forever).
 CHATBOT_RETENTION_DAYS = env_int("CHATBOT_RETENTION_DAYS", 180)
 CHATBOT_RETENTION_CRONTAB = os.environ.get("CHATBOT_RETENTION_CRONTAB", "30 4 * * *")
+
+# --- Learning loop ------------------------------------------------------------
+# A candidate is put in service only when it is not worse than the active model by more than this
+# (accuracy and out-of-scope F1 on the held-out set, as fractions).
+CHATBOT_GATE_MARGIN = env_float("CHATBOT_GATE_MARGIN", 0.02)
+# Share of reviewed messages (the most recent) and of curated examples (a stable hash) held out for the gate.
+CHATBOT_GATE_HOLDOUT_SHARE = env_float("CHATBOT_GATE_HOLDOUT_SHARE", 0.15)
+# 0: the model's default number of epochs.
+CHATBOT_TRAIN_EPOCHS = env_int("CHATBOT_TRAIN_EPOCHS", 0)
+# torch threads while training in a worker (0: all cores); inference processes keep CHATBOT_TORCH_THREADS.
+CHATBOT_TRAIN_THREADS = env_int("CHATBOT_TRAIN_THREADS", 0)
+# Review queue: below this confidence, or a top-two gap below the second, a message needs a human.
+CHATBOT_REVIEW_LOW_CONFIDENCE = env_float("CHATBOT_REVIEW_LOW_CONFIDENCE", 0.5)
+CHATBOT_REVIEW_NEAR_TIE = env_float("CHATBOT_REVIEW_NEAR_TIE", 0.1)
+# Cosine similarity of the model's embeddings above which messages share a cluster.
+CHATBOT_REVIEW_CLUSTER_SIMILARITY = env_float("CHATBOT_REVIEW_CLUSTER_SIMILARITY", 0.75)
+# A worker asks which model version is active at most this often (a new version is live within it).
+CHATBOT_MODEL_CHECK_SECONDS = env_float("CHATBOT_MODEL_CHECK_SECONDS", 1.0)
+# The chat page's content-security policy (the page has no inline script or style).
+CHATBOT_CHAT_CSP = os.environ.get(
+    "CHATBOT_CHAT_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+# Abuse limits of one web process: frames per IP address (all its connections), open connections per
+# IP address, and seconds without a frame after which a connection is closed (0: never).
+CHATBOT_IP_RATE_BURST = env_int("CHATBOT_IP_RATE_BURST", 40)
+CHATBOT_IP_RATE_PER_SECOND = env_float("CHATBOT_IP_RATE_PER_SECOND", 10.0)
+CHATBOT_IP_MAX_CONNECTIONS = env_int("CHATBOT_IP_MAX_CONNECTIONS", 50)
+CHATBOT_IDLE_SECONDS = env_float("CHATBOT_IDLE_SECONDS", 900.0)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+# Prometheus: HTTP metrics from django-prometheus, product metrics from chatbot.metrics, at GET /metrics
+# for these addresses (and for staff users).
+INSTALLED_APPS += ["django_prometheus"]
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+CHATBOT_METRICS_ALLOWED_IPS = env_list("CHATBOT_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# Structured logs: one JSON object a line with the ids of the conversation and message (plain: readable).
+if os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "plain") == "json":
+    LOGGING["formatters"]["json"] = {"()": "chatbot.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"

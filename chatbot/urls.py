@@ -12,5 +12,6 @@ admin.site.index_title = "Knowledge base, conversations and models"
 urlpatterns = [
     path("", chat_page, name="chat"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

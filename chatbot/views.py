@@ -4,10 +4,11 @@ import logging
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.views.decorators.http import require_GET
 
 from chatbot.health import workers_status
+from chatbot.metrics import metrics_register
 from chatbot.registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -79,3 +80,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": database, "redis": _redis(), "model": _model(database["ok"])}
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for the scraper's address (CHATBOT_METRICS_ALLOWED_IPS) or a staff user."""
+    if request.META.get("REMOTE_ADDR") not in settings.CHATBOT_METRICS_ALLOWED_IPS and not request.user.is_staff:
+        return HttpResponseForbidden("metrics are for the monitoring system")
+    from django_prometheus.exports import ExportToDjangoView
+
+    metrics_register()
+    return ExportToDjangoView(request)

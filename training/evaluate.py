@@ -17,7 +17,7 @@ from .text import OOS
 def macro_f1(gold: list[str], pred: list[str]) -> float:
     f1s = []
     for label in sorted(set(gold)):
-        tp = sum(g == p == label for g, p in zip(gold, pred))
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
         n_pred, n_gold = pred.count(label), gold.count(label)
         f1s.append(2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0)
     return sum(f1s) / len(f1s)
@@ -26,7 +26,7 @@ def macro_f1(gold: list[str], pred: list[str]) -> float:
 def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
     ranked = model.predict([t for t, _ in test], k=2)
     top1 = [r[0][0] for r in ranked]
-    final = [label if model.decide(r) else OOS for label, r in zip(top1, ranked)]
+    final = [label if model.decide(r) else OOS for label, r in zip(top1, ranked, strict=True)]
     gold = [label for _, label in test]
     ins = [i for i, g in enumerate(gold) if g != OOS]
     oos = [i for i, g in enumerate(gold) if g == OOS]
@@ -37,11 +37,32 @@ def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
         "in_scope_accuracy": _share(final[i] == gold[i] for i in ins),
         "oos_precision": _share(gold[i] == OOS for i in rejected) if oos else None,
         "oos_recall": _share(final[i] == OOS for i in oos) if oos else None,
-        "accuracy": _share(f == g for f, g in zip(final, gold)) if oos else closed,
+        "accuracy": _share(f == g for f, g in zip(final, gold, strict=True)) if oos else closed,
         "macro_f1": macro_f1(gold, final) if oos else macro_f1([gold[i] for i in ins], [top1[i] for i in ins]),
         "rejected_share": len(rejected) / len(test),
     }
+    if oos:
+        out["tradeoff"] = tradeoff(ranked, gold, model.margin)
     return out
+
+
+def tradeoff(ranked: list[list[tuple[str, float]]], gold: list[str], margin: float) -> list[dict[str, float]]:
+    """OOS precision / recall and in-scope accuracy on the test rows as the threshold sweeps (margin fixed)."""
+    rows = []
+    for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        accept = [r[0][1] >= threshold and r[0][1] - (r[1][1] if len(r) > 1 else 0) >= margin for r in ranked]
+        final = [r[0][0] if a else OOS for r, a in zip(ranked, accept, strict=True)]
+        pairs = list(zip(final, gold, strict=True))
+        rejected = [g for f, g in pairs if f == OOS]
+        rows.append(
+            {
+                "threshold": threshold,
+                "oos_precision": _share(g == OOS for g in rejected) if rejected else None,
+                "oos_recall": _share(f == OOS for f, g in pairs if g == OOS),
+                "in_scope_accuracy": _share(f == g for f, g in pairs if g != OOS),
+            }
+        )
+    return rows
 
 
 def _share(flags: Any) -> float:
@@ -59,9 +80,11 @@ def latency(model: AnswerModel, texts: list[str], n: int = 200, batch: int = 64)
     for i in range(0, len(texts), batch):
         model.predict(texts[i : i + batch])
     throughput = len(texts) / (time.perf_counter() - start)
-    return {"latency_ms_p50": statistics.median(single),
-            "latency_ms_p95": statistics.quantiles(single, n=20)[-1] if len(single) > 1 else single[0],
-            "batch64_msgs_per_s": throughput}
+    return {
+        "latency_ms_p50": statistics.median(single),
+        "latency_ms_p95": statistics.quantiles(single, n=20)[-1] if len(single) > 1 else single[0],
+        "batch64_msgs_per_s": throughput,
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any ModelConfig field")
     p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation before testing")
     p.add_argument("--save", help="folder to save the trained model to")
+    p.add_argument("--model", help="evaluate this saved model folder instead of training (--train is then unused)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (1 is faster on a busy 2-core machine)")
     p.add_argument("--json", action="store_true")
     return p.parse_args(argv)
 
@@ -93,18 +118,29 @@ def config_from(args: argparse.Namespace) -> ModelConfig:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train, test = read_csv(args.train), read_csv(args.test)
     val = read_csv(args.val) if args.val else None
-    model = AnswerModel.fit(train, config_from(args), val_examples=val)
-    if args.quantize:
-        model = model.quantized()
+    model = AnswerModel.load(args.model) if args.model else AnswerModel.fit(train, config_from(args), val_examples=val)
     if args.save:
         model.save(args.save)
+    if args.quantize and not model.quantized:
+        model.quantize()
     result = {**metrics(model, test), "train_seconds": model.info["train_seconds"]}
     result.update(latency(model, [t for t, _ in test]))
-    result.update({"encoder": model.config.encoder, "threshold": model.threshold, "margin": model.margin,
-                   "quantized": args.quantize, "n_train": len(train), "n_test": len(test),
-                   "torch_threads": torch.get_num_threads()})
+    result.update(
+        {
+            "encoder": model.config.encoder,
+            "threshold": model.threshold,
+            "margin": model.margin,
+            "quantized": args.quantize,
+            "n_train": len(train),
+            "n_test": len(test),
+            "torch_threads": torch.get_num_threads(),
+            "info": model.info,
+        }
+    )
     print(json.dumps(result) if args.json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
     return result
 

@@ -7,34 +7,43 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import calibration
+from .components import component_names, component_shape, empty_component, train_component
 from .config import ModelConfig
 from .data import Example, encode_targets, holdout_split, label_list
-from .ngram import NgramClassifier, NgramEncoder
-from .trainer import EpochCallback, Trainer
+from .text import language
+from .trainer import EpochCallback
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
+LANGUAGES = ("en", "zh")
 Ranked = list[tuple[str, float]]
 
 
-def build_module(config: ModelConfig, labels: list[str], texts: list[str]) -> nn.Module:
-    torch.manual_seed(config.seed)
-    encoder = NgramEncoder.from_texts(texts, config.ngram_dim, config.n_buckets)
-    return NgramClassifier(encoder, len(labels), config.dropout)
-
-
-def empty_module(config: ModelConfig, labels: list[str], meta: dict[str, Any]) -> nn.Module:
-    vocab = torch.zeros(meta["n_features"], dtype=torch.long)
-    return NgramClassifier(NgramEncoder(vocab, config.ngram_dim, config.n_buckets), len(labels), config.dropout)
-
-
 class AnswerModel:
-    def __init__(self, config: ModelConfig, labels: list[str], module: nn.Module, meta: dict[str, Any]) -> None:
-        self.config, self.labels, self.module, self.meta = config, labels, module.eval(), meta
+    """One or more encoders ("components"), each with a linear head, fused by per-language weights."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        labels: list[str],
+        components: dict[str, nn.Module],
+        backbones: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> None:
+        self.config, self.labels, self.meta = config, labels, meta
+        self.components = nn.ModuleDict(components).eval()
+        self.backbones = backbones  # pretrained sentence encoders the components read from
+        self.quantized = False
+        names = list(components)
+        self.temperatures: dict[str, float] = meta.get("temperatures", dict.fromkeys(names, 1.0))
+        self.weights: dict[str, dict[str, float]] = meta.get(
+            "weights", {g: dict.fromkeys(names, 1.0 / len(names)) for g in LANGUAGES}
+        )
         self.temperature: float = meta.get("temperature", 1.0)
         self.threshold: float = meta.get("threshold", 0.0)
         self.margin: float = meta.get("margin", 0.0)
@@ -55,59 +64,123 @@ class AnswerModel:
             raise ValueError("need at least one in-scope example")
         held_out = val_examples is None
         train, val = holdout_split(examples, config.val_fraction, config.seed) if held_out else (examples, val_examples)
-        module, best_epoch = cls._train(config, labels, train, val, on_epoch, config.epochs)
-        model = cls(config, labels, module, {})
+        backbones: dict[str, Any] = {}
+        trained = {
+            n: train_component(n, config, labels, train, val, on_epoch, backbones) for n in component_names(config)
+        }
+        model = cls(config, labels, {n: m for n, (m, _) in trained.items()}, backbones, {})
         model._calibrate(val)
-        if held_out and val and config.refit:
-            model.module, _ = cls._train(config, labels, examples, [], None, best_epoch)
-        model.meta.update(model._summary(examples, val, best_epoch, time.perf_counter() - started))
+        if held_out and val and config.refit:  # calibration stays; weights learn from every example
+            for name, (_, best) in trained.items():
+                model.components[name] = train_component(name, config, labels, examples, [], None, backbones, best)[
+                    0
+                ].eval()
+        model.end_fit()
+        best_epochs = {n: b for n, (_, b) in trained.items()}
+        model.meta.update(model._summary(examples, val, best_epochs, time.perf_counter() - started))
         return model
 
-    @staticmethod
-    def _train(config: ModelConfig, labels: list[str], train: list[Example], val: list[Example],
-               on_epoch: EpochCallback | None, epochs: int) -> tuple[nn.Module, int]:
-        module = build_module(config, labels, [t for t, _ in train])
-        trainer = Trainer(module, config, encode_targets(train, labels), encode_targets(val, labels), on_epoch)
-        return module, trainer.run(epochs)
+    def end_fit(self) -> None:
+        """Drop the text -> vector caches used while fitting; inference never writes shared state."""
+        for name in [n for n in self.backbones if n.endswith(".cache")]:
+            del self.backbones[name]
+        for component in self.components.values():
+            if hasattr(component, "cache"):
+                component.cache = None
 
     def _calibrate(self, val: list[Example]) -> None:
         if not val:
             return
         texts, targets = encode_targets(val, self.labels)
-        with torch.no_grad():
-            logits = self.module.logits(texts)
         in_scope = targets >= 0
-        self.temperature = calibration.fit_temperature(logits[in_scope], targets[in_scope])
-        scores = torch.softmax(logits / self.temperature, dim=-1)
+        log_probs = {}
+        with torch.no_grad():
+            for name, component in self.components.items():
+                logits = component.logits(texts)
+                self.temperatures[name] = calibration.fit_temperature(logits[in_scope], targets[in_scope])
+                log_probs[name] = F.log_softmax(logits / self.temperatures[name], dim=-1)
+                hits = logits[in_scope].argmax(-1) == targets[in_scope]
+                self.meta.setdefault("val_accuracy_by_component", {})[name] = (
+                    float(hits.float().mean()) if len(hits) else None
+                )
+        self.weights = self._choose_weights(log_probs, targets, [language(t) for t in texts])
+        fused = self._fuse(log_probs, [language(t) for t in texts])
+        self.temperature = calibration.fit_temperature(fused[in_scope], targets[in_scope])
+        scores = torch.softmax(fused / self.temperature, dim=-1)
+        hits = scores[in_scope].argmax(-1) == targets[in_scope]
+        self.meta["val_accuracy"] = float(hits.float().mean()) if len(hits) else None  # before any refit
         rule = calibration.choose_rejection(scores, targets, self.config.target_oos_precision, self.config.reject_rate)
         self.threshold, self.margin = rule.threshold, rule.margin
 
-    def _summary(self, examples: list[Example], val: list[Example], best_epoch: int, seconds: float) -> dict[str, Any]:
-        texts, targets = encode_targets(val, self.labels)
-        in_scope = targets >= 0
-        ranked = self.predict([t for t, ok in zip(texts, in_scope) if ok], k=1) if in_scope.any() else []
-        hits = [r[0][0] == self.labels[int(t)] for r, t in zip(ranked, targets[in_scope])]
+    def _choose_weights(
+        self, log_probs: dict[str, torch.Tensor], targets: torch.Tensor, langs: list[str]
+    ) -> dict[str, dict[str, float]]:
+        names = list(log_probs)
+        overall = calibration.choose_weights(list(log_probs.values()), targets)
+        weights = {}
+        for lang in LANGUAGES:
+            rows = torch.tensor([g == lang for g in langs])
+            enough = bool((targets[rows] >= 0).sum() >= 20)  # too few rows: the overall weights generalise better
+            chosen = (
+                calibration.choose_weights([lp[rows] for lp in log_probs.values()], targets[rows])
+                if enough
+                else overall
+            )
+            weights[lang] = dict(zip(names, chosen, strict=True))
+        return weights
+
+    def _summary(
+        self, examples: list[Example], val: list[Example], best: dict[str, int], seconds: float
+    ) -> dict[str, Any]:
         return {
-            "encoder": self.config.encoder, "n_labels": len(self.labels), "n_examples": len(examples),
-            "n_val": len(val), "best_epoch": best_epoch, "temperature": self.temperature,
-            "threshold": self.threshold, "margin": self.margin, "train_seconds": round(seconds, 3),
-            "val_accuracy": sum(hits) / len(hits) if hits else None,
+            "encoder": self.config.encoder,
+            "components": list(self.components),
+            "n_labels": len(self.labels),
+            "n_examples": len(examples),
+            "n_val": len(val),
+            "best_epochs": best,
+            "temperatures": self.temperatures,
+            "weights": self.weights,
+            "temperature": self.temperature,
+            "threshold": self.threshold,
+            "margin": self.margin,
+            "train_seconds": round(seconds, 3),
+            "val_accuracy": self.meta.get("val_accuracy"),
         }
 
     # --- inference ------------------------------------------------------------------------
+    def _fuse(self, log_probs: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
+        """Per-row weighted sum of each component's calibrated log-probabilities -> (n, L)."""
+        fused = torch.zeros(len(langs), len(self.labels))
+        for name, lp in log_probs.items():
+            w = torch.tensor([self.weights[g][name] for g in langs])
+            fused += w[:, None] * lp
+        return fused
+
     @torch.no_grad()
     def scores(self, texts: list[str]) -> torch.Tensor:
-        """(n, n_labels) calibrated probabilities."""
-        if not texts:
-            return torch.zeros(0, len(self.labels))
-        return torch.softmax(self.module.logits(texts) / self.temperature, dim=-1)
+        """(n, n_labels) calibrated probabilities; a component is run only on rows where it has weight."""
+        langs = [language(t) for t in texts]
+        log_probs = {}
+        for name, component in self.components.items():
+            rows = [i for i, g in enumerate(langs) if self.weights[g][name] > 0]
+            lp = torch.zeros(len(texts), len(self.labels))
+            if rows:
+                lp[rows] = F.log_softmax(component.logits([texts[i] for i in rows]) / self.temperatures[name], dim=-1)
+            log_probs[name] = lp
+        return torch.softmax(self._fuse(log_probs, langs) / self.temperature, dim=-1)
 
     def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
+        if not texts:
+            return []
         values, index = self.scores(texts).topk(min(k, len(self.labels)), dim=-1)
-        return [[(self.labels[i], round(v, 6)) for i, v in zip(ix.tolist(), vs.tolist())] for ix, vs in zip(index, values)]
+        return [
+            [(self.labels[i], round(v, 6)) for i, v in zip(ix, vs, strict=True)]
+            for ix, vs in zip(index.tolist(), values.tolist(), strict=True)
+        ]
 
     def decide(self, ranked: Ranked) -> bool:
-        """True when confident: top-1 score >= threshold and top1 - top2 >= margin."""
+        """True when confident: top-1 score >= threshold and top1 - top2 >= margin (top2 = 0 if absent)."""
         if not ranked:
             return False
         second = ranked[1][1] if len(ranked) > 1 else 0.0
@@ -115,8 +188,20 @@ class AnswerModel:
 
     @torch.no_grad()
     def embed(self, texts: list[str]) -> torch.Tensor:
-        """(n, d) L2-normalised sentence vectors."""
-        return self.module.embed(texts)
+        """(n, d) L2-normalised; fusion concatenates each encoder's vectors scaled by sqrt(its weight)."""
+        langs = [language(t) for t in texts]
+        parts = []
+        for name, component in self.components.items():
+            w = torch.tensor([self.weights[g][name] for g in langs]).sqrt()
+            parts.append(component.embed(texts) * w[:, None])
+        return F.normalize(torch.cat(parts, dim=-1), dim=-1) if texts else torch.zeros(0, 1)
+
+    def quantize(self) -> "AnswerModel":
+        """int8 dynamic quantisation of every Linear layer (pretrained encoders and heads), in place."""
+        for module in [*self.backbones.values(), *self.components.values()]:
+            torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        self.quantized = True
+        return self
 
     @property
     def info(self) -> dict[str, Any]:
@@ -124,19 +209,39 @@ class AnswerModel:
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
+        if self.quantized:
+            raise ValueError("save the float model; AnswerModel.load quantises when config.quantize is set")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {**self.meta, "temperature": self.temperature, "threshold": self.threshold, "margin": self.margin}
-        meta["n_features"] = int(self.module.encoder.vocab.numel())
-        document = {"config": self.config.to_dict(), "labels": self.labels, "meta": meta}
+        calib = {
+            "temperatures": self.temperatures,
+            "weights": self.weights,
+            "temperature": self.temperature,
+            "threshold": self.threshold,
+            "margin": self.margin,
+        }
+        shapes = {n: component_shape(n, m) for n, m in self.components.items()}
+        document = {
+            "config": self.config.to_dict(),
+            "labels": self.labels,
+            "meta": {**self.meta, **calib},
+            "shapes": shapes,
+        }
         (folder / CONFIG_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
-        torch.save(self.module.state_dict(), folder / WEIGHTS_FILE)
+        torch.save(self.components.state_dict(), folder / WEIGHTS_FILE)
+        for name, backbone in self.backbones.items():
+            backbone.save(str(folder / name), create_model_card=False)
 
     @classmethod
     def load(cls, folder: str | Path) -> "AnswerModel":
         folder = Path(folder)
         document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        config, labels, meta = ModelConfig.from_dict(document["config"]), document["labels"], document["meta"]
-        module = empty_module(config, labels, meta)
-        module.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu"))
-        return cls(config, labels, module, meta)
+        config, labels = ModelConfig.from_dict(document["config"]), document["labels"]
+        backbones: dict[str, Any] = {}
+        components = {
+            n: empty_component(n, config, len(labels), shape, folder, backbones)
+            for n, shape in document["shapes"].items()
+        }
+        model = cls(config, labels, components, backbones, document["meta"])
+        model.components.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu"))
+        return model.quantize() if config.quantize else model

@@ -29,7 +29,7 @@ def ngrams(text: str) -> list[str]:
             grams += _char_grams(f"<{token}>", 3, 5)
             words.append(token)
     grams += [f"w:{w}" for w in words if w != "#"]
-    grams += [f"b:{a} {b}" for a, b in zip(words, words[1:]) if "#" not in (a, b)]
+    grams += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False) if "#" not in (a, b)]
     return grams
 
 
@@ -41,3 +41,10 @@ def _char_grams(token: str, low: int, high: int) -> list[str]:
 def hashed_ngrams(text: str, n_buckets: int) -> list[int]:
     # crc32 is stable across processes, unlike hash().
     return [zlib.crc32(g.encode()) % n_buckets for g in ngrams(text)]
+
+
+def language(text: str) -> str:
+    """ "zh" when at least a third of the letters are CJK, else "en" (used to weigh encoders in fusion)."""
+    letters = [c for c in text if not c.isspace()]
+    cjk = len(_CJK_RUN.findall(text))
+    return "zh" if letters and cjk * 3 >= len(letters) else "en"

@@ -50,8 +50,9 @@ class Trainer:
         train: tuple[list[str], torch.Tensor],
         val: tuple[list[str], torch.Tensor] | None = None,
         on_epoch: EpochCallback | None = None,
+        stage: str = "train",
     ) -> None:
-        self.module, self.config, self.on_epoch = module, config, on_epoch
+        self.module, self.config, self.on_epoch, self.stage = module, config, on_epoch, stage
         self.train = (module.featurize(train[0]), train[1])  # featurised once, not every epoch
         self.val = (module.featurize(val[0]), val[1]) if val and val[0] else None
         self.optimizers = make_optimizers(module, config)
@@ -107,7 +108,16 @@ class Trainer:
         acc = float((logits[in_scope].argmax(-1) == targets[in_scope]).float().mean()) if in_scope.any() else None
         return float(classification_loss(logits, targets)), acc
 
-    def _report(self, epoch: int, epochs: int, train_loss: float, val_loss: float | None, val_acc: float | None) -> None:
+    def _report(
+        self, epoch: int, epochs: int, train_loss: float, val_loss: float | None, val_acc: float | None
+    ) -> None:
         if self.on_epoch:
-            stats = {"epoch": epoch, "epochs": epochs, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc}
+            stats = {
+                "stage": self.stage,
+                "epoch": epoch,
+                "epochs": epochs,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+            }
             self.on_epoch(stats)

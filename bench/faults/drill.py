@@ -39,6 +39,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 from load import load_questions  # noqa: E402
+from serving import DAPHNE_OPTIONS  # noqa: E402
 
 WORK = Path(os.environ.get("DRILL_DIR", "/tmp/chatbot-drill"))
 PG_BIN = Path(os.environ.get("PG_BIN", next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin")) or [Path("")]))))
@@ -108,7 +109,8 @@ class Stack:
 
     def start_web(self) -> None:
         self.web = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(WEB_PORT), "chatbot.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(WEB_PORT), *DAPHNE_OPTIONS,
+             "chatbot.asgi:application"],
             cwd=ROOT, env=self.env, stdout=open(WORK / "web.log", "ab"), stderr=subprocess.STDOUT)
         healthz(timeout=60)
 
@@ -200,7 +202,11 @@ class Client:
                     self.token = welcome["conversation"]
                     for client_id, text in list(self.waiting.items()):  # like the page: re-send what waits
                         await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
-                    await asyncio.gather(self._send(ws, stop_sending), self._receive(ws, stop_all))
+                    sender = asyncio.create_task(self._send(ws, stop_sending))
+                    try:
+                        await self._receive(ws, stop_all)
+                    finally:
+                        sender.cancel()
             except (OSError, websockets.WebSocketException, TimeoutError, KeyError):
                 self.tally.connect_failures += 1
                 await asyncio.sleep(delay)
@@ -394,7 +400,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("drill", choices=[*FAULTS, "all"])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between a client's questions")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between a client's questions")
     parser.add_argument("--seconds", type=float, default=30, help="seconds of load (the fault comes at a third)")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last answers")
     parser.add_argument("--fresh", action="store_true", help="new PostgreSQL cluster and model")

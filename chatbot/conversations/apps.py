@@ -32,4 +32,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
+        from chatbot.roles import roles_ensure
+
         post_migrate.connect(ensure_retention_schedule, sender=self)
+        post_migrate.connect(roles_ensure, dispatch_uid="chatbot.roles")

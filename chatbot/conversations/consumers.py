@@ -1,5 +1,6 @@
 """The customer's WebSocket: validate, store, enqueue, acknowledge. The model runs in a worker."""
 
+import asyncio
 import json
 import logging
 import re
@@ -11,7 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatbot.conversations import services
-from chatbot.conversations.ratelimit import TokenBucket
+from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
 from chatbot.conversations.tasks import answer_message_task
 
 logger = logging.getLogger(__name__)
@@ -31,16 +32,38 @@ def enqueue_answer(message_id: int) -> None:
         answer_message_task.apply_async(args=[message_id])
 
 
+_addresses = AddressLimits()
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
+    address, idle_timer = "", None
+
     async def connect(self) -> None:
+        address = (self.scope.get("client") or ["unknown"])[0]
+        if not _addresses.open(address, settings.CHATBOT_IP_MAX_CONNECTIONS):
+            await self.accept()
+            await self.send_json({"type": "error", "code": "rate_limited", "detail": "Too many connections from your address."})
+            await self.close(code=4429)
+            return
+        self.address = address
+        self._touch()
+        try:
+            await self._open()
+        except BaseException:
+            await self.disconnect(1011)  # a failed handshake must not keep its place in the limits
+            raise
+
+    async def _open(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("conversation") or [None])[0]
         self.bucket = TokenBucket(burst=settings.CHATBOT_RATE_BURST, rate=settings.CHATBOT_RATE_PER_SECOND)
-        self.conversation, resumed = await database_sync_to_async(services.conversation_open)(token=token)
+        self.conversation, resumed = await database_sync_to_async(services.conversation_open, thread_sensitive=False)(
+            token=token
+        )
         self.group = services.conversation_group(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        history, pending = await database_sync_to_async(self._catch_up)()
+        history, pending = await database_sync_to_async(self._catch_up, thread_sensitive=False)()
         await self.send_json(
             {
                 "type": "welcome",
@@ -52,16 +75,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         for payload in pending:
             await self.send_json({"type": "answer", **payload})
-        await database_sync_to_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
+        if pending:
+            await database_sync_to_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
 
     def _catch_up(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return services.conversation_history(self.conversation), services.conversation_undelivered(self.conversation)
 
+    def _touch(self) -> None:
+        """(Re)start the idle timer: a connection that sends nothing for CHATBOT_IDLE_SECONDS is closed."""
+        if self.idle_timer:
+            self.idle_timer.cancel()
+        if settings.CHATBOT_IDLE_SECONDS > 0:
+            self.idle_timer = asyncio.get_running_loop().call_later(
+                settings.CHATBOT_IDLE_SECONDS, lambda: asyncio.ensure_future(self._close_idle())
+            )
+
+    async def _close_idle(self) -> None:
+        await self.send_json({"type": "error", "code": "idle", "detail": "Closed after a long silence; send to resume."})
+        await self.close(code=4408)
+
     async def disconnect(self, code: int) -> None:
+        if self.idle_timer:
+            self.idle_timer.cancel()
+        if self.address:
+            _addresses.close(self.address)
+            self.address = ""
         if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception:  # the channel layer is down: the group entry expires on its own
+                logger.warning("conversation %s: group not left (channel layer unavailable)", self.conversation.pk)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.address:  # refused at connect
+            return
         reply_to = None
         try:
             try:
@@ -69,7 +116,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except FrameError as error:
                 frame, invalid = {}, error
             reply_to = frame.get("id") if isinstance(frame.get("id"), str) else None
-            if not self.bucket.take():
+            self._touch()
+            if not self.bucket.take() or not _addresses.take(
+                self.address, burst=settings.CHATBOT_IP_RATE_BURST, rate=settings.CHATBOT_IP_RATE_PER_SECOND
+            ):
                 raise FrameError("rate_limited", "Too many messages; wait a moment and send again.")
             if invalid:
                 raise invalid
@@ -89,10 +139,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("too_long", f"Frame larger than {settings.CHATBOT_MAX_FRAME_BYTES} bytes.")
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
             raise FrameError("bad_request", "Malformed JSON.") from None
         if not isinstance(frame, dict):
             raise FrameError("bad_request", "A frame must be a JSON object.")
+        try:  # JSON escapes can smuggle lone surrogates, which neither PostgreSQL nor the wire accepts
+            json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            raise FrameError("bad_request", "The frame is not valid Unicode.") from None
         return frame
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
@@ -113,12 +167,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > settings.CHATBOT_MAX_MESSAGE_CHARS:
             raise FrameError("too_long", f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.")
         try:
-            await database_sync_to_async(services.message_receive)(
+            await database_sync_to_async(services.message_receive, thread_sensitive=False)(
                 conversation=self.conversation, client_id=client_id, text=text, suggestion=suggestion,
                 enqueue=enqueue_answer,
             )
         except Exception:
-            logger.exception("message from conversation %s not queued", self.conversation.pk)
+            logger.exception("message from conversation %s not queued", self.conversation.pk,
+                             extra={"conversation": self.conversation.pk, "client_id": client_id})
             raise FrameError("unavailable", "The assistant is unavailable right now; please send again shortly.") from None
 
     async def _on_feedback(self, frame: dict[str, Any]) -> None:
@@ -133,7 +188,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_answer(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "answer", **event["answer"]})
-        await database_sync_to_async(services.answers_mark_delivered)([event["answer"]["message_id"]])
+        _mark_delivered_soon(event["answer"]["message_id"])
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+
+_delivered: dict[asyncio.AbstractEventLoop, set[int]] = {}
+
+
+def _mark_delivered_soon(message_id: int) -> None:
+    """Answers sent in the next 50 ms are marked delivered with one UPDATE: the web process's database
+    thread is shared by all its connections. If the process dies first, they are sent again on resume."""
+    loop = asyncio.get_running_loop()
+    if loop not in _delivered:
+        _delivered[loop] = set()
+        loop.call_later(0.05, lambda: asyncio.ensure_future(_flush_delivered(loop)))
+    _delivered[loop].add(message_id)
+
+
+async def _flush_delivered(loop: asyncio.AbstractEventLoop) -> None:
+    ids = _delivered.pop(loop, set())
+    try:
+        await database_sync_to_async(services.answers_mark_delivered, thread_sensitive=False)(sorted(ids))
+    except Exception:
+        logger.warning("%s answers not marked delivered; they are sent again when the browser resumes", len(ids))

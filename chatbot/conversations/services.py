@@ -5,13 +5,14 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.conversations.models import Conversation, Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
+from chatbot.metrics import metrics_answer, metrics_message_received
 from chatbot.privacy import pii_redact
 from chatbot.registry.engine import engine_get
 
@@ -75,24 +76,27 @@ def message_receive(
     """Store a customer message once per client id and have it answered after commit.
 
     A re-sent message (same client id) that has no answer yet is enqueued again: the first
-    enqueue may have failed, and answering is idempotent.
+    enqueue may have failed, and answering is idempotent. One INSERT on the usual path; the
+    unique (conversation, client id) constraint catches the re-sent one.
     """
-    with transaction.atomic():
-        message, created = Message.objects.get_or_create(
-            conversation=conversation,
-            client_id=client_id,
-            defaults={
-                "sender": Message.Sender.CUSTOMER,
-                "text": pii_redact(text),
-                "suggested_pair": QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None,
-            },
-        )
-        if created and not conversation.language:
-            conversation.language = detect_language(text)
-            conversation.save(update_fields=["language", "last_seen_at"])
-        if created or not hasattr(message, "reply"):
+    suggested = QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation, client_id=client_id, sender=Message.Sender.CUSTOMER,
+                text=pii_redact(text), suggested_pair=suggested,
+            )
+            if not conversation.language:
+                conversation.language = detect_language(text)
+                conversation.save(update_fields=["language", "last_seen_at"])
             transaction.on_commit(lambda: enqueue(message.pk))
-    return message, created
+        metrics_message_received()
+        return message, True
+    except IntegrityError:
+        message = Message.objects.select_related("reply").get(conversation=conversation, client_id=client_id)
+    if not hasattr(message, "reply"):
+        enqueue(message.pk)
+    return message, False
 
 
 def conversations_purge(*, days: int) -> int:
@@ -124,40 +128,60 @@ def feedback_record(*, conversation: Conversation, message_id: int, helpful: boo
 
 
 def message_answer(message_id: int) -> Message | None:
-    """Answer a stored customer message with the active model; idempotent (returns the existing answer)."""
-    message = Message.objects.select_related("suggested_pair").filter(pk=message_id).first()
+    """Answer a stored customer message with the active model; idempotent (returns the existing answer).
+
+    Two queries besides the model's: the message joined with its answer if any, and the insert.
+    The one-to-one `reply_to` refuses a second answer to the same message (a redelivered task racing
+    the first), and the first one is returned.
+    """
+    message = Message.objects.select_related("suggested_pair", "reply").filter(pk=message_id).first()
     if message is None or message.sender != Message.Sender.CUSTOMER:
         return None
-    existing = Message.objects.filter(reply_to=message).first()
-    if existing:
-        return existing
+    if hasattr(message, "reply"):
+        return message.reply
     started = time.perf_counter()
-    loaded = None if settings.CHATBOT_NOOP_MODEL else engine_get()
+    loaded = None if settings.CHATBOT_NOOP_MODEL else _engine()
     reply = _reply(message, loaded)
     latency_ms = (time.perf_counter() - started) * 1000
-    with transaction.atomic():
-        Message.objects.select_for_update().filter(pk=message.pk).first()
-        existing = Message.objects.filter(reply_to=message).first()
-        if existing:
-            return existing
-        bot = Message.objects.create(
-            conversation_id=message.conversation_id,
-            sender=Message.Sender.BOT,
-            reply_to=message,
-            text=reply.text,
-            pair=reply.pair,
-            outcome=reply.outcome,
-            confidence=reply.confidence,
-            candidates=reply.candidates,
-            suggestions=reply.suggestions,
-            model_version_id=loaded.version_id if loaded else None,
-            latency_ms=latency_ms,
-        )
-        if reply.outcome == Message.Outcome.HANDOFF:
-            Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
-    logger.info("message %s answered: %s pair=%s conf=%s", message.pk, reply.outcome, reply.pair and reply.pair.pk,
-                reply.confidence)
+    try:
+        with transaction.atomic():
+            bot = Message.objects.create(
+                conversation_id=message.conversation_id,
+                sender=Message.Sender.BOT,
+                reply_to=message,
+                text=reply.text,
+                pair=reply.pair,
+                outcome=reply.outcome,
+                confidence=reply.confidence,
+                candidates=reply.candidates,
+                suggestions=reply.suggestions,
+                model_version_id=loaded.version_id if loaded else None,
+                latency_ms=latency_ms,
+            )
+            if reply.outcome == Message.Outcome.HANDOFF:
+                Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
+    except IntegrityError:
+        return Message.objects.filter(reply_to_id=message.pk).first()
+    metrics_answer(outcome=reply.outcome, confidence=reply.confidence, inference_seconds=latency_ms / 1000)
+    logger.info(
+        "message %s answered: %s pair=%s conf=%s", message.pk, reply.outcome, reply.pair and reply.pair.pk,
+        reply.confidence,
+        extra={"conversation": message.conversation_id, "message": message.pk, "answer": bot.pk,
+               "outcome": reply.outcome, "latency_ms": round(latency_ms, 2)},
+    )
     return bot
+
+
+_engine_checked: list = [float("-inf"), None]
+
+
+def _engine() -> Any:
+    """The engine's model, asking it which version is active at most every CHATBOT_MODEL_CHECK_SECONDS:
+    that question is one query, and a worker answers hundreds of messages a second."""
+    now = time.monotonic()
+    if now - _engine_checked[0] >= settings.CHATBOT_MODEL_CHECK_SECONDS or _engine_checked[1] is None:
+        _engine_checked[:] = [now, engine_get()]
+    return _engine_checked[1]
 
 
 def _reply(message: Message, loaded: Any) -> Reply:

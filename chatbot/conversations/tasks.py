@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from chatbot.conversations.delivery import group_send
 from chatbot.conversations.services import answer_payload, conversation_group, conversations_purge, message_answer
@@ -32,6 +32,9 @@ def _worker_process_start(**kwargs: object) -> None:
     max_retries=10,
 )
 def answer_message_task(message_id: int) -> None:
+    # Celery reuses the worker's connection across tasks (CELERY_DB_REUSE_MAX) and never checks it:
+    # after a database restart, a broken connection is replaced here, not retried until it gives up.
+    close_old_connections()
     bot = message_answer(message_id)
     if bot is None:
         logger.warning("message %s not found or not a customer message", message_id)

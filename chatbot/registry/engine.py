@@ -32,15 +32,32 @@ def active_version_id() -> int | None:
     return ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
 
 
+def _active() -> tuple[int, float, float] | None:
+    return ModelVersion.objects.filter(is_active=True).values_list("id", "threshold", "margin").first()
+
+
+def _operating_point(loaded: Loaded, threshold: float, margin: float) -> Loaded:
+    """An operator moved the threshold of the version in service: apply it without reloading."""
+    model = loaded.model
+    if (model.threshold, model.margin) != (threshold, margin):
+        model.threshold, model.margin = threshold, margin
+        logger.info("model v%s operating point: threshold %.3f margin %.3f", loaded.version_id, threshold, margin)
+    return loaded
+
+
 def engine_get() -> Loaded | None:
-    """The active model, loaded. One cheap query per call; loads (outside the serving path's lock) on change.
+    """The active model, loaded. One cheap indexed query per call; on change, the new version is loaded
+    completely before it replaces the old one, so a message is never answered by a half-loaded model.
 
     A version that fails to load (missing or altered artifact) leaves the previous model in service.
     """
-    version_id = active_version_id()
+    active = _active()
     current = _state.loaded
-    if version_id is None or (current and current.version_id == version_id):
+    if active is None:
         return current
+    version_id, threshold, margin = active
+    if current and current.version_id == version_id:
+        return _operating_point(current, threshold, margin)
     if _state.failed_version_id == version_id:
         return current
     with _lock:
@@ -52,6 +69,7 @@ def engine_get() -> Loaded | None:
             return current
         try:
             model = artifact_load(name=version.artifact.name, checksum=version.checksum)
+            model.threshold, model.margin = version.threshold, version.margin
         except ArtifactError as error:
             logger.error("model v%s not loaded, keeping v%s: %s", version_id, current and current.version_id, error)
             _state.error, _state.failed_version_id = str(error), version_id

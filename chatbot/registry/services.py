@@ -1,23 +1,32 @@
-"""Training runs and model versions: build the data, train, store, activate, roll back."""
+"""Training runs and model versions: build the data, train, gate, store, activate, roll back."""
 
 import logging
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
-from chatbot.registry.artifacts import artifact_store
+from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store
+from chatbot.registry.dataset import OUT_OF_SCOPE, Dataset, dataset_build
+from chatbot.registry.gate import calibrate_threshold, gate_compare, tradeoff_curve
+from chatbot.registry.lock import serialise_in_transaction, training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from training import AnswerModel, ModelConfig
 
 logger = logging.getLogger(__name__)
 
 Example = tuple[str, str]
-OUT_OF_SCOPE = "oos"
+__all__ = ["OUT_OF_SCOPE", "training_examples", "training_run_create", "training_run_execute"]
+QUEUED_EXPIRY = timedelta(hours=6)
+NEVER_PICKED_UP = "No training worker picked this run up within 6 hours (is one serving the training queue?)."
+STALE_REASON = ("The training worker stopped before the run finished (killed, out of memory or crashed). "
+                "The active model was not changed.")
 
 
 class TrainingError(Exception):
@@ -25,30 +34,18 @@ class TrainingError(Exception):
 
 
 def training_examples() -> tuple[list[Example], dict[str, int]]:
-    """Each active pair's question and alternate questions, labelled with the pair id, and the
-    out-of-scope examples labelled `oos`."""
-    pairs = list(QAPair.objects.filter(is_active=True).values_list("id", "question"))
-    alternates = list(
-        AlternateQuestion.objects.filter(pair__is_active=True).values_list("pair_id", "text", "source")
-    )
-    out_of_scope = list(OutOfScopeExample.objects.values_list("text", flat=True))
-    examples = [(question, str(pair_id)) for pair_id, question in pairs]
-    examples += [(text, str(pair_id)) for pair_id, text, _ in alternates]
-    examples += [(text, OUT_OF_SCOPE) for text in out_of_scope]
-    counts = {
-        "pairs": len(pairs),
-        "alternates": sum(1 for *_, source in alternates if source == AlternateQuestion.Source.CURATED),
-        "reviewed_messages": sum(1 for *_, source in alternates if source == AlternateQuestion.Source.LOG),
-        "out_of_scope": len(out_of_scope),
-        "examples": len(examples),
-    }
-    return examples, counts
+    """All examples (training and held out): each active pair's question and alternate questions labelled with
+    the pair id, and the out-of-scope examples labelled `oos`."""
+    dataset = dataset_build()
+    return dataset.train + dataset.holdout, dataset.counts
 
 
 def model_config() -> ModelConfig:
     config = ModelConfig()
     if settings.CHATBOT_ENCODER:
         config.encoder = settings.CHATBOT_ENCODER
+    if settings.CHATBOT_TRAIN_EPOCHS:
+        config.epochs = settings.CHATBOT_TRAIN_EPOCHS
     return config
 
 
@@ -57,7 +54,11 @@ def training_run_create(*, trigger: str, user: Any = None) -> TrainingRun:
     from chatbot.registry.tasks import train_model_task
 
     with transaction.atomic():
-        waiting = TrainingRun.objects.select_for_update().filter(status=TrainingRun.Status.QUEUED).first()
+        serialise_in_transaction()
+        queued = TrainingRun.objects.select_for_update().filter(status=TrainingRun.Status.QUEUED)
+        queued.filter(created_at__lt=timezone.now() - QUEUED_EXPIRY).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=NEVER_PICKED_UP)
+        waiting = queued.first()
         if waiting:
             return waiting
         run = TrainingRun.objects.create(trigger=trigger, requested_by=user)
@@ -65,42 +66,159 @@ def training_run_create(*, trigger: str, user: Any = None) -> TrainingRun:
     return run
 
 
-def _progress(run: TrainingRun, event: dict[str, Any]) -> None:
-    run.history.append({key: value for key, value in event.items() if value is not None})
-    run.progress = min(0.95, event["epoch"] / max(1, event["epochs"]))
-    run.save(update_fields=["history", "progress"])
+def training_runs_fail_stale(*, keep: int | None = None) -> int:
+    """Runs marked running while nobody holds the training lock: their worker died. Call with the lock held."""
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).exclude(pk=keep)
+    count = stale.update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=STALE_REASON)
+    if count:
+        logger.warning("%s stale training run(s) marked failed", count)
+    return count
+
+
+def training_runs_reconcile() -> int:
+    """Mark runs whose worker died failed, unless a training is in progress right now."""
+    with training_lock() as held:
+        return training_runs_fail_stale() if held else 0
 
 
 def training_run_execute(run: TrainingRun) -> TrainingRun:
-    """Train a model on the current knowledge base and put it in service. Failures leave the active model."""
-    run.status, run.started_at, run.error = TrainingRun.Status.RUNNING, timezone.now(), ""
-    run.save(update_fields=["status", "started_at", "error"])
-    try:
-        examples, counts = training_examples()
-        run.counts = counts
-        if counts["pairs"] < 2:
-            raise TrainingError("the knowledge base needs at least two active Q&A pairs to train")
-        config = model_config()
-        run.encoder = config.encoder
-        run.save(update_fields=["counts", "encoder"])
-        started = time.monotonic()
-        model = AnswerModel.fit(examples, config, on_epoch=lambda event: _progress(run, event))
-        seconds = time.monotonic() - started
-        version = model_version_register(model, metrics={**model.info, "train_seconds": round(seconds, 2)})
-        model_version_activate(version)
-    except Exception as error:
-        logger.exception("training run %s failed", run.pk)
-        run.status, run.finished_at = TrainingRun.Status.FAILED, timezone.now()
-        run.error = f"{error}\n\n{traceback.format_exc(limit=5)}" if not isinstance(error, TrainingError) else str(error)
-        run.save(update_fields=["status", "finished_at", "error", "counts", "encoder"])
-        return run
-    run.status, run.finished_at, run.progress = TrainingRun.Status.SUCCEEDED, timezone.now(), 1.0
-    run.model_version, run.metrics = version, version.metrics
-    run.save(update_fields=["status", "finished_at", "progress", "model_version", "metrics"])
+    """Train a candidate, gate it against the active model and put it in service when it is not worse.
+
+    Returns the run unchanged (still queued) when another run holds the training lock. Failures and
+    rejections leave the active model in service.
+    """
+    with training_lock() as held:
+        if not held:
+            return run
+        training_runs_fail_stale(keep=run.pk)
+        claimed = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.RUNNING, started_at=timezone.now(), error=""
+        )
+        run.refresh_from_db()
+        if not claimed:
+            return run
+        with _captured_log(run):
+            try:
+                _train_and_gate(run)
+            except Exception as error:
+                _fail(run, error)
     return run
 
 
-def model_version_register(model: AnswerModel, *, metrics: dict[str, Any]) -> ModelVersion:
+def _train_and_gate(run: TrainingRun) -> None:
+    config, dataset = model_config(), dataset_build()
+    run.counts, run.encoder, run.fingerprint = dataset.counts, config.encoder, dataset.fingerprint(config.to_dict())
+    run.save(update_fields=["counts", "encoder", "fingerprint"])
+    logger.info("run %s: %s", run.pk, ", ".join(f"{key} {value}" for key, value in dataset.counts.items()))
+    if run.trigger == TrainingRun.Trigger.SCHEDULE and _unchanged(run):
+        logger.info("run %s: nothing changed since the last run; skipped", run.pk)
+        _finish(run, TrainingRun.Status.SKIPPED)
+        return
+    if dataset.counts["pairs"] < 2:
+        raise TrainingError("The knowledge base needs at least two active Q&A pairs to train; the active model was kept.")
+    started = time.monotonic()
+    model = AnswerModel.fit(dataset.train, config, on_epoch=lambda event: _progress(run, event))
+    seconds = time.monotonic() - started
+    _calibrate(model, dataset)
+    logger.info("run %s: trained in %.1f s, threshold %.3f margin %.3f", run.pk, seconds, model.threshold, model.margin)
+    version = model_version_register(
+        model, metrics={**model.info, "train_seconds": round(seconds, 2)}, fingerprint=run.fingerprint,
+        calibration=tradeoff_curve(model, dataset.holdout),
+    )
+    run.model_version, run.gate = version, _gate(model, dataset)
+    run.metrics = {**version.metrics, "held_out": run.gate.get("candidate", {})}
+    if run.gate["passed"]:
+        model_version_activate(version)
+        logger.info("run %s: v%s passed the gate and is in service", run.pk, version.pk)
+        _finish(run, TrainingRun.Status.SUCCEEDED)
+    else:
+        version.status = ModelVersion.Status.REJECTED
+        version.save(update_fields=["status"])
+        failed = [check["metric"] for check in run.gate["checks"] if not check["passed"]]
+        run.error = f"Rejected by the gate: worse than the active model on {', '.join(failed)} beyond the margin."
+        logger.info("run %s: v%s rejected (%s)", run.pk, version.pk, ", ".join(failed))
+        _finish(run, TrainingRun.Status.REJECTED)
+
+
+def _calibrate(model: AnswerModel, dataset: Dataset) -> None:
+    """The out-of-scope threshold, chosen on the held-out set (the trainer's own choice when it has no
+    out-of-scope rows); stored with the version, and an operator can move it."""
+    threshold = calibrate_threshold(model, dataset.holdout)
+    model.meta["trainer_threshold"] = model.threshold
+    if threshold is not None:
+        model.threshold = threshold
+        model.meta["threshold"] = threshold
+
+
+def _unchanged(run: TrainingRun) -> bool:
+    done = (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.REJECTED, TrainingRun.Status.SKIPPED)
+    last = TrainingRun.objects.filter(status__in=done).exclude(pk=run.pk).exclude(fingerprint="").first()
+    return last is not None and last.fingerprint == run.fingerprint
+
+
+def _gate(candidate: AnswerModel, dataset: Dataset) -> dict[str, Any]:
+    active = ModelVersion.objects.filter(is_active=True).first()
+    if active is None:
+        return {"passed": True, "note": "First model: nothing in service to compare with."}
+    try:
+        current = model_version_load(active)
+    except ArtifactError as error:
+        return {"passed": True, "active_version": active.pk, "note": f"The active model cannot be loaded ({error})."}
+    result = gate_compare(candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN)
+    return {**result, "active_version": active.pk}
+
+
+def _finish(run: TrainingRun, status: str) -> None:
+    run.status, run.finished_at = status, timezone.now()
+    if status != TrainingRun.Status.FAILED:
+        run.progress = 1.0
+    run.save()
+
+
+def _fail(run: TrainingRun, error: Exception) -> None:
+    logger.exception("training run %s failed", run.pk)
+    detail = str(error) if isinstance(error, TrainingError) else f"{error}\n\n{traceback.format_exc(limit=5)}"
+    run.error = detail
+    _finish(run, TrainingRun.Status.FAILED)
+
+
+def _progress(run: TrainingRun, event: dict[str, Any]) -> None:
+    run.history.append({key: value for key, value in event.items() if value is not None})
+    run.progress = min(0.95, event["epoch"] / max(1, event["epochs"]))
+    run.save(update_fields=["history", "progress", "log"])
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self, run: TrainingRun) -> None:
+        super().__init__(logging.INFO)
+        self.run = run
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run.log += self.format(record) + "\n"
+
+
+@contextmanager
+def _captured_log(run: TrainingRun) -> Iterator[None]:
+    """The run's own log lines (this module's and the trainer's) are kept on the run."""
+    handler = _LogCollector(run)
+    loggers = [logging.getLogger(name) for name in (__name__, "training")]
+    levels = [item.level for item in loggers]
+    for item in loggers:
+        item.addHandler(handler)
+        item.setLevel(min(item.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        for item, level in zip(loggers, levels, strict=True):
+            item.removeHandler(handler)
+            item.setLevel(level)
+        TrainingRun.objects.filter(pk=run.pk).update(log=run.log)
+
+
+def model_version_register(
+    model: AnswerModel, *, metrics: dict[str, Any], fingerprint: str = "", calibration: dict[str, Any] | None = None
+) -> ModelVersion:
     parent = ModelVersion.objects.filter(is_active=True).first()
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{model.config.encoder}"
     stored, checksum = artifact_store(model, name=name)
@@ -114,7 +232,16 @@ def model_version_register(model: AnswerModel, *, metrics: dict[str, Any]) -> Mo
         n_labels=len(model.labels),
         n_examples=int(model.info.get("n_examples", 0)),
         metrics=_jsonable(metrics),
+        fingerprint=fingerprint,
+        calibration=_jsonable(calibration or {}),
     )
+
+
+def model_version_load(version: ModelVersion) -> AnswerModel:
+    """The version's model with its operating point (the threshold an operator may have moved)."""
+    model = artifact_load(name=version.artifact.name, checksum=version.checksum)
+    model.threshold, model.margin = version.threshold, version.margin
+    return model
 
 
 def model_version_activate(version: ModelVersion) -> None:
@@ -127,6 +254,15 @@ def model_version_activate(version: ModelVersion) -> None:
         version.is_active, version.status, version.activated_at = True, ModelVersion.Status.ACTIVE, timezone.now()
         version.save(update_fields=["is_active", "status", "activated_at"])
     logger.info("model v%s activated", version.pk)
+
+
+def model_version_set_threshold(version: ModelVersion, *, threshold: float) -> None:
+    """Move the operating point; workers apply it on their next message, without reloading."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError("the threshold is a probability, between 0 and 1")
+    ModelVersion.objects.filter(pk=version.pk).update(threshold=threshold)
+    version.threshold = threshold
+    logger.info("model v%s threshold set to %.3f", version.pk, threshold)
 
 
 def _jsonable(value: Any) -> Any:

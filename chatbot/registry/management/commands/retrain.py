@@ -16,8 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, wait: bool, inline: bool, timeout: float, **options: object) -> None:
         if inline:
-            run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND)
-            run = training_run_execute(run)
+            run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))
+            if run.status == TrainingRun.Status.QUEUED:
+                run.delete()
+                raise CommandError("Another training run is in progress; try again when it has finished.")
         else:
             run = training_run_create(trigger=TrainingRun.Trigger.COMMAND)
             self.stdout.write(f"{run} queued.")
@@ -28,11 +30,9 @@ class Command(BaseCommand):
 
     def _wait(self, run: TrainingRun, timeout: float) -> TrainingRun:
         deadline, shown = time.monotonic() + timeout, -1
-        finished = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.REJECTED,
-                    TrainingRun.Status.SKIPPED}
         while time.monotonic() < deadline:
             run.refresh_from_db()
-            if run.status in finished:
+            if run.is_finished:
                 return run
             percent = round(run.progress * 100)
             if percent != shown:
@@ -42,9 +42,15 @@ class Command(BaseCommand):
         raise CommandError(f"{run} did not finish within {timeout:.0f} s (is a training worker running?)")
 
     def _report(self, run: TrainingRun) -> None:
-        if run.status != TrainingRun.Status.SUCCEEDED:
-            raise CommandError(f"{run}: {run.error or run.get_status_display()}")
+        if run.status == TrainingRun.Status.FAILED:
+            raise CommandError(f"{run}: {run.error}")
+        if run.status == TrainingRun.Status.REJECTED:
+            raise CommandError(f"{run}: {run.error} {run.model_version} kept as a rejected candidate.")
+        if run.status == TrainingRun.Status.SKIPPED:
+            self.stdout.write(f"{run}: nothing changed since the last run.")
+            return
         self.stdout.write(self.style.SUCCESS(
             f"{run} finished in {run.duration_seconds:.1f} s: {run.model_version} in service "
-            f"({run.counts.get('examples')} examples, {run.counts.get('pairs')} pairs)."
+            f"({run.counts.get('train')} training and {run.counts.get('held_out')} held-out examples, "
+            f"{run.counts.get('pairs')} pairs)."
         ))

@@ -1,0 +1,118 @@
+"""Product metrics for Prometheus, shared by every web and worker process through Redis.
+
+Workers and web processes add to counters and histogram buckets in one Redis hash (one pipelined
+round trip per event); GET /metrics renders them with the HTTP and process metrics of django-prometheus,
+the depth of the Celery queues, the training runs by status, and what model each worker serves.
+A Redis restart resets the counters, which Prometheus treats as a counter reset.
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+
+import redis
+from django.conf import settings
+from django.db.models import Count
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger(__name__)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+_client: redis.Redis | None = None
+
+
+def _key() -> str:
+    return f"{settings.REDIS_PREFIX}chatbot:metrics"
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    return _client
+
+
+def _add(counts: dict[str, float]) -> None:
+    """Best effort: a metric is never worth failing a customer's message."""
+    if not settings.REDIS_URL:
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for field, amount in counts.items():
+            pipe.hincrbyfloat(_key(), field, amount)
+        pipe.execute()
+    except redis.RedisError:
+        logger.debug("metrics not recorded", exc_info=True)
+
+
+def _bucket(prefix: str, value: float, bounds: tuple[float, ...]) -> dict[str, float]:
+    le = next((bound for bound in bounds if value <= bound), "+Inf")
+    return {f"{prefix}:{le}": 1, f"{prefix}:sum": value, f"{prefix}:count": 1}
+
+
+def metrics_message_received() -> None:
+    _add({"messages_received": 1})
+
+
+def metrics_answer(*, outcome: str, confidence: float | None, inference_seconds: float) -> None:
+    counts = {f"answers:{outcome}": 1, **_bucket("inference_seconds", inference_seconds, LATENCY_BUCKETS)}
+    if confidence is not None:
+        counts.update(_bucket("confidence", confidence, CONFIDENCE_BUCKETS))
+    _add(counts)
+
+
+def _histogram(name: str, doc: str, raw: dict[str, float], prefix: str, bounds: tuple[float, ...]) -> HistogramMetricFamily:
+    cumulative, buckets = 0.0, []
+    for bound in (*bounds, "+Inf"):
+        cumulative += raw.get(f"{prefix}:{bound}", 0.0)
+        buckets.append((str(bound) if bound == "+Inf" else repr(float(bound)), cumulative))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=raw.get(f"{prefix}:sum", 0.0))
+
+
+class ProductCollector(Collector):
+    def collect(self) -> Iterator:
+        from chatbot.health import workers_status
+        from chatbot.registry.models import TrainingRun
+
+        raw: dict[str, float] = {}
+        queues = GaugeMetricFamily("chatbot_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
+        if settings.REDIS_URL:
+            try:
+                client = _redis()
+                raw = {k.decode(): float(v) for k, v in client.hgetall(_key()).items()}
+                for queue in ("inference", "training"):
+                    queues.add_metric([queue], client.llen(f"{settings.REDIS_PREFIX}{queue}"))
+            except redis.RedisError:
+                logger.warning("metrics: Redis unavailable")
+        yield CounterMetricFamily("chatbot_messages_received", "Customer messages stored.",
+                                  value=raw.get("messages_received", 0.0))
+        answers = CounterMetricFamily("chatbot_answers", "Bot answers by outcome.", labels=["outcome"])
+        for outcome in ("answer", "unsure", "handoff"):
+            answers.add_metric([outcome], raw.get(f"answers:{outcome}", 0.0))
+        yield answers
+        yield _histogram("chatbot_answer_confidence", "Confidence of the model's best answer.", raw, "confidence",
+                         CONFIDENCE_BUCKETS)
+        yield _histogram("chatbot_inference_seconds", "Time to choose an answer in a worker (model and reply).", raw,
+                         "inference_seconds", LATENCY_BUCKETS)
+        yield queues
+        runs = CounterMetricFamily("chatbot_training_runs", "Training runs by status.", labels=["status"])
+        counted = dict(TrainingRun.objects.order_by().values_list("status").annotate(n=Count("id")))
+        for status in TrainingRun.Status.values:
+            runs.add_metric([status], counted.get(status, 0))
+        yield runs
+        served = GaugeMetricFamily("chatbot_worker_model_version", "Model version each inference process serves.",
+                                   labels=["worker"])
+        for worker in workers_status():
+            served.add_metric([worker["worker"]], worker.get("loaded_version") or 0)
+        yield served
+        yield GaugeMetricFamily("chatbot_metrics_scraped", "Unix time of this scrape.", value=time.time())
+
+
+_registered: list[ProductCollector] = []
+
+
+def metrics_register() -> None:
+    if not _registered:
+        _registered.append(ProductCollector())
+        REGISTRY.register(_registered[0])

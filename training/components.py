@@ -1,0 +1,101 @@
+"""Build, train and rebuild the encoders an AnswerModel fuses ("components")."""
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .data import Example, encode_targets
+from .ngram import NgramClassifier, NgramEncoder
+from .trainer import EpochCallback, Trainer
+from .transformer import (
+    FeatureClassifier,
+    default_transformer_path,
+    e5_available,
+    e5_featurizer,
+    finetune,
+    load_backbone,
+    st_featurizer,
+)
+
+E5_DIM = 384
+
+
+def transformer_available(config: ModelConfig) -> bool:
+    if config.transformer_path:
+        return Path(config.transformer_path).exists()
+    try:
+        return Path(default_transformer_path()).exists()
+    except ImportError:
+        return False
+
+
+def component_names(config: ModelConfig) -> list[str]:
+    """ngram -> [ngram]; transformer -> [minilm]; fusion -> ngram + whatever pretrained encoder is installed."""
+    if config.encoder == "ngram":
+        return ["ngram"]
+    if config.encoder == "transformer":
+        return ["minilm"]
+    extra = ["minilm"] if transformer_available(config) else []
+    return ["ngram", *extra, *(["e5"] if config.use_e5 and e5_available() else [])]
+
+
+def train_component(
+    name: str,
+    config: ModelConfig,
+    labels: list[str],
+    train: list[Example],
+    val: list[Example],
+    on_epoch: EpochCallback | None,
+    backbones: dict[str, Any],
+    epochs: int | None = None,
+) -> tuple[nn.Module, int]:
+    """Train one component (val may be empty: then exactly `epochs` epochs). Returns it and its best epoch."""
+    torch.manual_seed(config.seed)
+    texts, targets = encode_targets(train, labels)
+    if name == "ngram":
+        module: nn.Module = NgramClassifier(
+            NgramEncoder.from_texts(texts, config.ngram_dim, config.n_buckets), len(labels), config.dropout
+        )
+        run_config = config
+    else:
+        if name == "minilm" and name not in backbones:
+            backbones[name] = load_backbone(
+                config.transformer_path or default_transformer_path(), config.max_seq_length
+            )
+            if config.finetune_epochs:
+                finetune(backbones[name], texts, targets.tolist(), config, on_epoch)
+        module = feature_component(name, config, len(labels), backbones)
+        module.cache = backbones.setdefault(f"{name}.cache", {})
+        run_config = dataclasses.replace(config, lr=config.head_lr, epochs=config.head_epochs, batch_size=64)
+        torch.manual_seed(config.seed)
+        module.head.reset_parameters()
+    trainer = Trainer(module, run_config, (texts, targets), encode_targets(val, labels), on_epoch, stage=name)
+    return module, trainer.run(epochs or run_config.epochs)
+
+
+def feature_component(name: str, config: ModelConfig, n_labels: int, backbones: dict[str, Any]) -> FeatureClassifier:
+    if name == "e5":
+        return FeatureClassifier(e5_featurizer(torch.get_num_threads()), E5_DIM, n_labels, config.dropout)
+    backbone = backbones[name]
+    dim = getattr(backbone, "get_embedding_dimension", backbone.get_sentence_embedding_dimension)()
+    return FeatureClassifier(st_featurizer(backbone), dim, n_labels, config.dropout)
+
+
+def empty_component(
+    name: str, config: ModelConfig, n_labels: int, shape: dict[str, Any], folder: Path, backbones: dict[str, Any]
+) -> nn.Module:
+    """The skeleton that a saved state_dict is loaded into."""
+    if name == "ngram":
+        vocab = torch.zeros(shape["n_features"], dtype=torch.long)
+        return NgramClassifier(NgramEncoder(vocab, config.ngram_dim, config.n_buckets), n_labels, config.dropout)
+    if name == "minilm":
+        backbones[name] = load_backbone(str(folder / name), config.max_seq_length)
+    return feature_component(name, config, n_labels, backbones)
+
+
+def component_shape(name: str, module: nn.Module) -> dict[str, Any]:
+    return {"n_features": int(module.encoder.vocab.numel())} if name == "ngram" else {}
