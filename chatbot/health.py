@@ -31,11 +31,13 @@ def _client() -> redis.Redis:
 
 
 def heartbeat_once() -> dict[str, Any]:
-    from chatbot.registry.engine import engine_get, engine_status
+    from chatbot.registry.engine import active_version_id, engine_get, engine_status
 
     try:
-        engine_get()
+        loaded = engine_get()
         status = engine_status()
+        if loaded and loaded.version_id == active_version_id():
+            status["error"] = ""  # an earlier failure no longer matters: the active version is in service
     except Exception as error:  # the database or the storage is down: say so, try again next beat
         status = {**engine_status(), "error": f"{type(error).__name__}: {error}"}
     report = {**status, "at": time.time()}

@@ -1,6 +1,6 @@
 """One JSON object per log line (LOG_FORMAT=json, the default in production mode).
 
-Ids travel as fields: `logger.info("...", extra={"conversation": 12, "message": 345})`. Customer text is
+Ids travel as fields: `logger.info("...", extra={"conversation_id": 12, "message_id": 345})`. Customer text is
 never logged at INFO: log the ids, and find the text in the admin.
 """
 

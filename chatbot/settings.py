@@ -257,6 +257,8 @@ CHATBOT_RETENTION_CRONTAB = os.environ.get("CHATBOT_RETENTION_CRONTAB", "30 4 * 
 # A candidate is put in service only when it is not worse than the active model by more than this
 # (accuracy and out-of-scope F1 on the held-out set, as fractions).
 CHATBOT_GATE_MARGIN = env_float("CHATBOT_GATE_MARGIN", 0.02)
+# ... and only when the loss is beyond chance on the held-out rows (paired McNemar z; 1.64: one-sided 95 %).
+CHATBOT_GATE_CONFIDENCE_Z = env_float("CHATBOT_GATE_CONFIDENCE_Z", 1.64)
 # Share of reviewed messages (the most recent) and of curated examples (a stable hash) held out for the gate.
 CHATBOT_GATE_HOLDOUT_SHARE = env_float("CHATBOT_GATE_HOLDOUT_SHARE", 0.15)
 # 0: the model's default number of epochs.
@@ -299,3 +301,5 @@ CHATBOT_METRICS_ALLOWED_IPS = env_list("CHATBOT_METRICS_ALLOWED_IPS", ["127.0.0.
 if os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "plain") == "json":
     LOGGING["formatters"]["json"] = {"()": "chatbot.logs.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
+# Workers keep the active Q&A pairs in memory; a saved pair is live at once, a bulk update within this.
+CHATBOT_PAIRS_CACHE_SECONDS = env_float("CHATBOT_PAIRS_CACHE_SECONDS", 5.0)

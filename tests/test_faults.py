@@ -8,6 +8,7 @@ from chatbot.conversations import services
 from chatbot.conversations.models import Conversation, Message
 from chatbot.health import heartbeat_once
 from chatbot.registry.engine import engine_get
+from chatbot.registry.artifacts import sha256
 from chatbot.registry.models import ModelVersion
 from chatbot.registry.services import model_version_activate
 
@@ -33,8 +34,9 @@ def test_a_bad_artifact_leaves_the_previous_model_in_service_and_healthz_says_so
     assert engine_get().version_id == active.pk
     with default_storage.open(active.artifact.name, "rb") as handle:
         data = handle.read()
-    # when: a version whose artifact is damaged (same checksum, half the bytes) or gone is activated
-    bad = activate_copy(active, data=data[: len(data) // 2] if kind == "corrupted" else None, checksum=active.checksum)
+    # when: a new version whose artifact does not match its checksum (half the bytes), or is gone, is activated
+    damaged = data[: len(data) // 2] if kind == "corrupted" else None
+    bad = activate_copy(active, data=damaged, checksum=sha256(data + b"retrained"))
     report = heartbeat_once()
     # then: the worker keeps serving the previous model, and /healthz reports it
     assert engine_get().version_id == active.pk
@@ -46,14 +48,14 @@ def test_a_bad_artifact_leaves_the_previous_model_in_service_and_healthz_says_so
     model_version_activate(active)
 
 
-def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent():
+def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent(django_capture_on_commit_callbacks):
     # given: the broker is down when the message arrives
     conversation, enqueued = Conversation.objects.create(), []
 
     def broken(message_id: int) -> None:
         raise ConnectionError("broker down")
 
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError), django_capture_on_commit_callbacks(execute=True):
         services.message_receive(conversation=conversation, client_id="m1", text="refund", suggestion=None,
                                  enqueue=broken)
     # when: the page sends it again with the same id
@@ -65,10 +67,11 @@ def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent():
     assert Message.objects.filter(conversation=conversation, client_id="m1").count() == 1
 
 
-def test_an_answered_message_is_not_enqueued_again():
+def test_an_answered_message_is_not_enqueued_again(django_capture_on_commit_callbacks):
     conversation, enqueued = Conversation.objects.create(), []
-    message, _ = services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel",
-                                          suggestion=None, enqueue=enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        message, _ = services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel",
+                                              suggestion=None, enqueue=enqueued.append)
     first = services.message_answer(message.pk)
     services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None,
                              enqueue=enqueued.append)

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
 from chatbot.registry import tasks
 from chatbot.registry.models import ModelVersion, TrainingRun
@@ -40,6 +41,18 @@ def _wait_for(condition, timeout: float, message: str) -> None:  # noqa: ANN001
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.2)
+
+
+def ask_served_by(ws, text: str, version: ModelVersion, timeout: float = 15) -> dict:  # noqa: ANN001
+    """Ask until the answer comes from `version`: workers look at the active version at most every
+    CHATBOT_MODEL_CHECK_SECONDS."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = ws_ask(ws, text)
+        if Message.objects.get(pk=answer["message_id"]).model_version_id == version.pk:
+            return answer
+        assert time.monotonic() < deadline, f"no answer from {version} within {timeout} s"
+        time.sleep(0.5)
 
 
 def test_it_learns_an_unanswerable_question_from_the_review_queue_without_restarting_the_worker(stack):
@@ -76,7 +89,7 @@ def test_it_learns_an_unanswerable_question_from_the_review_queue_without_restar
     assert new == run.model_version != before
     # and the running worker answers the question and a paraphrase with the new pair
     for text in (QUESTION, PARAPHRASE):
-        answer = ws_ask(ws, text)
+        answer = ask_served_by(ws, text, new)
         assert answer["outcome"] == "answer" and answer["text"] == ANSWER, (text, answer)
     assert stack.worker.pid == worker_pid and stack.worker.poll() is None, "the worker was not restarted"
     ws.close()
@@ -90,19 +103,15 @@ def test_a_rollback_restores_the_earlier_versions_answers(stack):
     if earlier is None or not QAPair.objects.filter(question=QUESTION).exists():
         pytest.skip("needs the version trained by the learning-loop test")
     ws, _ = ws_open(stack)
-    assert ws_ask(ws, QUESTION)["text"] == ANSWER
+    assert ask_served_by(ws, QUESTION, current)["text"] == ANSWER
     try:
         # when
         model_version_activate(earlier)
         # then: the earlier model does not know the new pair
-        answer = ws_ask(ws, QUESTION)
-        assert answer["text"] != ANSWER
-        from chatbot.conversations.models import Message
-
-        assert Message.objects.get(pk=answer["message_id"]).model_version == earlier
+        assert ask_served_by(ws, QUESTION, earlier)["text"] != ANSWER
     finally:
         model_version_activate(current)
-    assert ws_ask(ws, QUESTION)["text"] == ANSWER
+    assert ask_served_by(ws, QUESTION, current)["text"] == ANSWER
     ws.close()
 
 

@@ -44,9 +44,9 @@ def test_metrics_are_not_public(client):
 
 def test_logs_are_json_with_ids():
     record = logging.LogRecord("chatbot.x", logging.INFO, __file__, 1, "message %s answered", (7,), None)
-    record.conversation, record.message = 3, 7
+    record.conversation_id, record.message_id = 3, 7
     entry = json.loads(JsonFormatter().format(record))
-    assert entry["message"] == "message 7 answered" and entry["conversation"] == 3 and entry["level"] == "INFO"
+    assert entry["message"] == "message 7 answered" and entry["conversation_id"] == 3 and entry["message_id"] == 7
 
 
 @pytest.mark.django_db

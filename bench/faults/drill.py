@@ -325,7 +325,7 @@ def fault_artifact(stack: Stack, notes: dict) -> None:
         "a=V.objects.get(is_active=True);kind=sys.argv[1];"
         "data=s.open(a.artifact.name,'rb').read();"
         "name=s.save('models/drill-'+kind+'.tar.gz',ContentFile(data[:len(data)//2]+b'garbage'));"
-        "v=V.objects.create(parent=a,encoder=a.encoder,artifact=name,checksum=a.checksum if kind=='corrupt' else 'f'*64,"
+        "v=V.objects.create(parent=a,encoder=a.encoder,artifact=name,checksum=('e' if kind=='corrupt' else 'f')*64,"
         "threshold=a.threshold,margin=a.margin);"
         "kind=='missing' and s.delete(name);model_version_activate(v);print(a.pk,v.pk)"
     )

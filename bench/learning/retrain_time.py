@@ -19,9 +19,10 @@ def timed_run() -> dict:
     from chatbot.registry.models import TrainingRun
     from chatbot.registry.services import training_run_execute
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))
     return {"status": run.status, "wall_seconds": round(time.monotonic() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1), "load_average": os.getloadavg(),
             "train_seconds": run.metrics.get("train_seconds"), "counts": run.counts, "error": run.error[:200]}
 
 

@@ -32,7 +32,12 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from chatbot.conversations.replies import pairs_changed
         from chatbot.roles import roles_ensure
 
+        post_save.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_save")
+        post_delete.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_delete")
         post_migrate.connect(ensure_retention_schedule, sender=self)
         post_migrate.connect(roles_ensure, dispatch_uid="chatbot.roles")

@@ -173,7 +173,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except Exception:
             logger.exception("message from conversation %s not queued", self.conversation.pk,
-                             extra={"conversation": self.conversation.pk, "client_id": client_id})
+                             extra={"conversation_id": self.conversation.pk, "client_id": client_id})
             raise FrameError("unavailable", "The assistant is unavailable right now; please send again shortly.") from None
 
     async def _on_feedback(self, frame: dict[str, Any]) -> None:

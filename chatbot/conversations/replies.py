@@ -1,9 +1,12 @@
 """Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person."""
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from django.conf import settings
+from django.db import transaction
 
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import detect_language
@@ -38,7 +41,7 @@ def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: 
     language = detect_language(text)
     if ranked is None:
         return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(language, []))
-    pairs = QAPair.objects.filter(is_active=True).in_bulk([int(label) for label, _ in ranked if label.isdigit()])
+    pairs = active_pairs()
     live = [(pairs[int(label)], score) for label, score in ranked if label.isdigit() and int(label) in pairs]
     candidates = [{"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live]
     if live and decide([(str(pair.pk), score) for pair, score in live]):
@@ -54,8 +57,50 @@ def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: 
 
 
 def _handoff_suggestion(language: str, existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    handoffs = QAPair.objects.filter(is_active=True, handoff=True)
-    pair = handoffs.filter(language=language).first() or handoffs.first()
+    handoffs = sorted((p for p in active_pairs().values() if p.handoff), key=lambda p: (p.category, p.question))
+    pair = next((p for p in handoffs if p.language == language), None) or next(iter(handoffs), None)
     if pair is None or any(item["id"] == pair.pk for item in existing):
         return []
     return [{"id": pair.pk, "question": pair.question}]
+
+
+# The active pairs, kept per process: reading them was the model path's biggest cost after the model
+# (one query a message). A saved or deleted pair bumps a stamp in Redis after commit, and every process
+# reloads on its next message; bulk updates (which send no signal) show within CHATBOT_PAIRS_CACHE_SECONDS.
+_cache: dict[str, Any] = {"stamp": None, "loaded_at": float("-inf"), "pairs": {}}
+_clients: list[redis.Redis] = []
+
+
+def _stamp() -> tuple[redis.Redis, str]:
+    if not _clients:
+        _clients.append(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1))
+    return _clients[0], f"{settings.REDIS_PREFIX}chatbot:pairs-stamp"
+
+
+def pairs_changed(**kwargs: Any) -> None:
+    """post_save / post_delete of a QAPair."""
+    if settings.REDIS_URL:
+        transaction.on_commit(_bump)
+
+
+def _bump() -> None:
+    client, key = _stamp()
+    try:
+        client.incr(key)
+    except redis.RedisError:
+        _cache["loaded_at"] = float("-inf")  # this process at least reloads; the others within the period
+
+
+def active_pairs() -> dict[int, QAPair]:
+    if not settings.REDIS_URL or settings.CHATBOT_PAIRS_CACHE_SECONDS <= 0:
+        return QAPair.objects.filter(is_active=True).in_bulk()
+    client, key = _stamp()
+    try:
+        stamp = client.get(key)
+    except redis.RedisError:
+        stamp = object()  # unknown: reload
+    now = time.monotonic()
+    if stamp != _cache["stamp"] or now - _cache["loaded_at"] > settings.CHATBOT_PAIRS_CACHE_SECONDS:
+        pairs = QAPair.objects.filter(is_active=True).in_bulk()
+        _cache.update(stamp=stamp, loaded_at=now, pairs=pairs)
+    return _cache["pairs"]

@@ -166,7 +166,7 @@ def message_answer(message_id: int) -> Message | None:
     logger.info(
         "message %s answered: %s pair=%s conf=%s", message.pk, reply.outcome, reply.pair and reply.pair.pk,
         reply.confidence,
-        extra={"conversation": message.conversation_id, "message": message.pk, "answer": bot.pk,
+        extra={"conversation_id": message.conversation_id, "message_id": message.pk, "answer_id": bot.pk,
                "outcome": reply.outcome, "latency_ms": round(latency_ms, 2)},
     )
     return bot

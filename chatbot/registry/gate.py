@@ -1,5 +1,6 @@
 """The gate: a candidate against the active model on the held-out set, and the threshold trade-off."""
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,20 +46,37 @@ def metrics(gold: list[str], predicted: list[Decision]) -> dict[str, Any]:
     }
 
 
-def _check(name: str, candidate: float | None, active: float | None, margin: float) -> dict[str, Any]:
+def paired_z(ours: list[bool], theirs: list[bool]) -> float:
+    """McNemar's statistic on paired right/wrong decisions: > 0 when the candidate loses more rows than it wins."""
+    wins = sum(a and not b for a, b in zip(ours, theirs, strict=True))
+    losses = sum(b and not a for a, b in zip(ours, theirs, strict=True))
+    return (losses - wins) / math.sqrt(losses + wins) if losses + wins else 0.0
+
+
+def _check(name: str, candidate: float | None, active: float | None, margin: float, z: float,
+           confidence_z: float) -> dict[str, Any]:
+    """Failed when the candidate is worse by more than the margin and the loss is not chance (paired test)."""
     if candidate is None or active is None:
         return {"metric": name, "candidate": candidate, "active": active, "passed": True, "note": "no held-out rows"}
+    worse = candidate < active - margin
     return {"metric": name, "candidate": round(candidate, 4), "active": round(active, 4),
-            "delta": round(candidate - active, 4), "passed": candidate >= active - margin}
+            "delta": round(candidate - active, 4), "z": round(z, 2), "passed": not (worse and z >= confidence_z)}
 
 
-def gate_compare(candidate: AnswerModel, active: AnswerModel, holdout: list[Example], margin: float) -> dict[str, Any]:
-    """Passed when the candidate is not worse than the active model by more than `margin` on accuracy and
-    out-of-scope F1; with the rows where the two decide differently."""
+def gate_compare(candidate: AnswerModel, active: AnswerModel, holdout: list[Example], margin: float,
+                 confidence_z: float = 1.64) -> dict[str, Any]:
+    """Passed when the candidate is not worse than the active model by more than `margin` on in-scope accuracy
+    and out-of-scope F1, unless the held-out set is too small to tell (the paired z below `confidence_z`);
+    with the rows where the two decide differently."""
     gold = [label for _, label in holdout]
     ours, theirs = decisions(candidate, holdout), decisions(active, holdout)
     scores = {"candidate": metrics(gold, ours), "active": metrics(gold, theirs)}
-    checks = [_check(name, scores["candidate"][name], scores["active"][name], margin) for name in ("accuracy", "oos_f1")]
+    in_scope = [i for i, label in enumerate(gold) if label != OUT_OF_SCOPE]
+    answer_z = paired_z([ours[i].label == gold[i] for i in in_scope], [theirs[i].label == gold[i] for i in in_scope])
+    oos_z = paired_z([(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(ours, gold, strict=True)],
+                     [(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(theirs, gold, strict=True)])
+    checks = [_check(name, scores["candidate"][name], scores["active"][name], margin, z, confidence_z)
+              for name, z in (("accuracy", answer_z), ("oos_f1", oos_z))]
     disagreements = [
         {"text": text, "gold": label, "candidate": mine.label, "candidate_score": mine.score,
          "active": other.label, "active_score": other.score}
@@ -66,8 +84,9 @@ def gate_compare(candidate: AnswerModel, active: AnswerModel, holdout: list[Exam
         if mine.label != other.label
     ]
     return {
-        "passed": all(check["passed"] for check in checks), "margin": margin, "checks": checks, **scores,
-        "n_disagreements": len(disagreements), "disagreements": disagreements[:MAX_DISAGREEMENTS],
+        "passed": all(check["passed"] for check in checks), "margin": margin, "confidence_z": confidence_z,
+        "checks": checks, **scores, "n_disagreements": len(disagreements),
+        "disagreements": disagreements[:MAX_DISAGREEMENTS],
     }
 
 

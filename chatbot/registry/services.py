@@ -164,7 +164,8 @@ def _gate(candidate: AnswerModel, dataset: Dataset) -> dict[str, Any]:
         current = model_version_load(active)
     except ArtifactError as error:
         return {"passed": True, "active_version": active.pk, "note": f"The active model cannot be loaded ({error})."}
-    result = gate_compare(candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN)
+    result = gate_compare(candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN,
+                          settings.CHATBOT_GATE_CONFIDENCE_Z)
     return {**result, "active_version": active.pk}
 
 

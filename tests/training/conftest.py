@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pretrained: loads the bundled all-MiniLM-L6-v2 weights (a few seconds)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
     # On a busy 2-core machine, one intra-op thread is several times faster for tiny batches.
     before = torch.get_num_threads()

@@ -58,7 +58,7 @@ def test_it_embeds_unit_vectors(ngram_model: AnswerModel) -> None:
 def test_it_reports_each_epoch_and_summarises(tiny_train: list[Example], tiny_test: list[Example]) -> None:
     seen: list[dict] = []
     model = AnswerModel.fit(
-        tiny_train, ModelConfig(epochs=3, patience=10), val_examples=tiny_test, on_epoch=seen.append
+        tiny_train, ModelConfig(encoder="ngram", epochs=3, patience=10), val_examples=tiny_test, on_epoch=seen.append
     )
     assert [s["epoch"] for s in seen] == [1, 2, 3]
     assert set(seen[0]) >= {"epoch", "epochs", "train_loss", "val_loss", "val_accuracy"}
@@ -66,3 +66,10 @@ def test_it_reports_each_epoch_and_summarises(tiny_train: list[Example], tiny_te
     info = model.info
     assert info["encoder"] == "ngram" and info["n_labels"] == 5 and info["n_examples"] == len(tiny_train)
     assert {"threshold", "margin", "train_seconds", "val_accuracy"} <= set(info)
+
+
+def test_it_falls_back_to_ngram_when_no_pretrained_weights_exist(tiny_train: list[Example]) -> None:
+    config = ModelConfig(encoder="fusion", transformer_path="/nonexistent", use_e5=False, epochs=3)
+    model = AnswerModel.fit(tiny_train, config)
+    assert model.info["components"] == ["ngram"]
+    assert model.predict(["refund please"], k=1)[0][0][0] == "refund"
