@@ -25,19 +25,34 @@ RESULTS = ROOT / "bench" / "results"
 
 MESSAGES = {1: 200, 50: 20, 200: 10, 1000: 4}
 # As in the Procfile: handshakes wait for the database under a connection storm; frames are capped at the server.
-DAPHNE_OPTIONS = ["--websocket_connect_timeout", "30", "--websocket-max-message-size", "65536",
-                  "--websocket-max-frame-size", "65536"]
+DAPHNE_OPTIONS = [
+    "--websocket_connect_timeout",
+    "30",
+    "--websocket-max-message-size",
+    "65536",
+    "--websocket-max-frame-size",
+    "65536",
+]
 
 
 def bench_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, DJANGO_SETTINGS_MODULE="chatbot.settings",
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
         SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789",
-        ALLOWED_HOSTS="127.0.0.1,localhost", SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0", LOG_LEVEL="WARNING",
-        CHATBOT_RATE_BURST="100000", CHATBOT_RATE_PER_SECOND="100000", CHATBOT_IP_RATE_BURST="1000000",
-        CHATBOT_IP_RATE_PER_SECOND="1000000", CHATBOT_IP_MAX_CONNECTIONS="100000",
-        CHATBOT_VAR_DIR=env.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"), PYTHONUNBUFFERED="1",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        LOG_LEVEL="WARNING",
+        CHATBOT_RATE_BURST="100000",
+        CHATBOT_RATE_PER_SECOND="100000",
+        CHATBOT_IP_RATE_BURST="1000000",
+        CHATBOT_IP_RATE_PER_SECOND="1000000",
+        CHATBOT_IP_MAX_CONNECTIONS="100000",
+        CHATBOT_VAR_DIR=env.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"),
+        PYTHONUNBUFFERED="1",
     )
     return env
 
@@ -49,22 +64,42 @@ def run(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedPr
 def prepare(env: dict[str, str], args: argparse.Namespace) -> None:
     name = args.database_url.rsplit("/", 1)[1]
     admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    exists = subprocess.run(
+        ["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not exists:
         run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], env)
     run([sys.executable, "-c", f"import redis; redis.Redis.from_url({args.redis_url!r}).flushdb()"], env)
     run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
     run([sys.executable, "manage.py", "load_demo", "-v0"], env)
-    loads = "import django;django.setup();from chatbot.registry.engine import engine_get;print(engine_get() is not None)"
+    loads = (
+        "import django;django.setup();from chatbot.registry.engine import engine_get;print(engine_get() is not None)"
+    )
     if run([sys.executable, "-c", loads], env, capture_output=True, text=True).stdout.strip() != "True":
         run([sys.executable, "manage.py", "load_demo", "--retrain", "-v0"], env)  # saved by an older format
 
 
 def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
-    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *DAPHNE_OPTIONS,
-                            "chatbot.asgi:application"], cwd=ROOT, env=env,
-                           stdout=open(RESULTS / "web.log", "ab"), stderr=subprocess.STDOUT)
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *DAPHNE_OPTIONS,
+            "chatbot.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(RESULTS / "web.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/healthz"]).returncode:
         if time.monotonic() > deadline:
@@ -75,10 +110,28 @@ def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
 
 def start_worker(env: dict[str, str], noop: bool, concurrency: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "chatbot", "worker", "-Q", "inference,training", "--pool", "prefork",
-         "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"bench{int(noop)}@%h"],
-        cwd=ROOT, env={**env, "CHATBOT_NOOP_MODEL": "1" if noop else "0"},
-        stdout=open(RESULTS / "worker.log", "ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "chatbot",
+            "worker",
+            "-Q",
+            "inference,training",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench{int(noop)}@%h",
+        ],
+        cwd=ROOT,
+        env={**env, "CHATBOT_NOOP_MODEL": "1" if noop else "0"},
+        stdout=open(RESULTS / "worker.log", "ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -92,9 +145,26 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def load(url: str, clients: int, messages: int, pids: str, extra: list[str] | None = None) -> dict:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--clients", str(clients),
-                          "--messages", str(messages), "--pids", pids, "--json", *(extra or [])],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--url",
+            url,
+            "--clients",
+            str(clients),
+            "--messages",
+            str(messages),
+            "--pids",
+            pids,
+            "--json",
+            *(extra or []),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -119,8 +189,10 @@ def main(args: argparse.Namespace) -> None:
                 rows.append(result)
                 print(json.dumps(result), flush=True)
         if args.idle:
-            result = {"mode": "idle", **load(url, 0, 0, f"web={web.pid}", ["--idle", str(args.idle), "--hold",
-                                                                          str(args.hold)])}
+            result = {
+                "mode": "idle",
+                **load(url, 0, 0, f"web={web.pid}", ["--idle", str(args.idle), "--hold", str(args.hold)]),
+            }
             rows.append(result)
             print(json.dumps(result), flush=True)
     finally:
@@ -132,31 +204,42 @@ def main(args: argparse.Namespace) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| clients | mode | msgs | answers/s | p50 ms | p95 ms | p99 ms | max ms | lost | errors | "
-             "web RSS MB | worker RSS MB |", "|" + "---|" * 12]
+    lines = [
+        "| clients | mode | msgs | answers/s | p50 ms | p95 ms | p99 ms | max ms | lost | errors | "
+        "web RSS MB | worker RSS MB |",
+        "|" + "---|" * 12,
+    ]
     by: dict[tuple[str, int], dict] = {}
-    for (mode, clients) in {(row["mode"], row.get("clients")) for row in rows if row["mode"] != "idle"}:
+    for mode, clients in {(row["mode"], row.get("clients")) for row in rows if row["mode"] != "idle"}:
         rounds = [row for row in rows if row["mode"] == mode and row.get("clients") == clients]
-        by[(mode, clients)] = {key: statistics.median(row[key] for row in rounds) for key in ("answers_per_s", "p50_ms")}
+        by[(mode, clients)] = {
+            key: statistics.median(row[key] for row in rounds) for key in ("answers_per_s", "p50_ms")
+        }
     for row in rows:
         if row["mode"] == "idle":
             continue
-        lines.append(f"| {row['clients']} | {row['mode']} | {row['sent']} | {row['answers_per_s']} | {row['p50_ms']} | "
-                     f"{row['p95_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['lost']} | "
-                     f"{sum(row['errors'].values()) + row['connect_errors']} | {row.get('rss_mb_web')} | "
-                     f"{row.get('rss_mb_worker')} |")
+        lines.append(
+            f"| {row['clients']} | {row['mode']} | {row['sent']} | {row['answers_per_s']} | {row['p50_ms']} | "
+            f"{row['p95_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['lost']} | "
+            f"{sum(row['errors'].values()) + row['connect_errors']} | {row.get('rss_mb_web')} | "
+            f"{row.get('rss_mb_worker')} |"
+        )
     lines.append("")
     for (mode, clients), row in sorted(by.items(), key=lambda item: item[0][1]):
         floor = by.get(("floor", clients))
         if mode == "model" and floor and floor["answers_per_s"]:
-            lines.append(f"- {clients} clients: model/floor answers/s = "
-                         f"{row['answers_per_s'] / floor['answers_per_s']:.0%}; p50 model - floor = "
-                         f"{row['p50_ms'] - floor['p50_ms']:+.2f} ms")
+            lines.append(
+                f"- {clients} clients: model/floor answers/s = "
+                f"{row['answers_per_s'] / floor['answers_per_s']:.0%}; p50 model - floor = "
+                f"{row['p50_ms'] - floor['p50_ms']:+.2f} ms"
+            )
     for row in rows:
         if row["mode"] == "idle":
-            lines.append(f"- idle: {row['opened']}/{row['idle_connections']} opened, {row['alive_after_hold']} alive "
-                         f"after {row['held_seconds']} s; web RSS {row['web_rss_mb_before']} -> "
-                         f"{row['web_rss_mb_after']} MB, {row['kb_per_connection']} KB per connection")
+            lines.append(
+                f"- idle: {row['opened']}/{row['idle_connections']} opened, {row['alive_after_hold']} alive "
+                f"after {row['held_seconds']} s; web RSS {row['web_rss_mb_before']} -> "
+                f"{row['web_rss_mb_after']} MB, {row['kb_per_connection']} KB per connection"
+            )
     return "\n".join(lines)
 
 
@@ -168,7 +251,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1, help="floor/model pairs per level (the summary takes medians)")
     parser.add_argument("--workers", type=int, default=2, help="worker pool processes (cores)")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbot_bench"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbot_bench"),
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
     main(parser.parse_args())

@@ -62,7 +62,9 @@ def metrics_answer(*, outcome: str, confidence: float | None, inference_seconds:
     _add(counts)
 
 
-def _histogram(name: str, doc: str, raw: dict[str, float], prefix: str, bounds: tuple[float, ...]) -> HistogramMetricFamily:
+def _histogram(
+    name: str, doc: str, raw: dict[str, float], prefix: str, bounds: tuple[float, ...]
+) -> HistogramMetricFamily:
     cumulative, buckets = 0.0, []
     for bound in (*bounds, "+Inf"):
         cumulative += raw.get(f"{prefix}:{bound}", 0.0)
@@ -85,24 +87,32 @@ class ProductCollector(Collector):
                     queues.add_metric([queue], client.llen(f"{settings.REDIS_PREFIX}{queue}"))
             except redis.RedisError:
                 logger.warning("metrics: Redis unavailable")
-        yield CounterMetricFamily("chatbot_messages_received", "Customer messages stored.",
-                                  value=raw.get("messages_received", 0.0))
+        yield CounterMetricFamily(
+            "chatbot_messages_received", "Customer messages stored.", value=raw.get("messages_received", 0.0)
+        )
         answers = CounterMetricFamily("chatbot_answers", "Bot answers by outcome.", labels=["outcome"])
         for outcome in ("answer", "unsure", "handoff"):
             answers.add_metric([outcome], raw.get(f"answers:{outcome}", 0.0))
         yield answers
-        yield _histogram("chatbot_answer_confidence", "Confidence of the model's best answer.", raw, "confidence",
-                         CONFIDENCE_BUCKETS)
-        yield _histogram("chatbot_inference_seconds", "Time to choose an answer in a worker (model and reply).", raw,
-                         "inference_seconds", LATENCY_BUCKETS)
+        yield _histogram(
+            "chatbot_answer_confidence", "Confidence of the model's best answer.", raw, "confidence", CONFIDENCE_BUCKETS
+        )
+        yield _histogram(
+            "chatbot_inference_seconds",
+            "Time to choose an answer in a worker (model and reply).",
+            raw,
+            "inference_seconds",
+            LATENCY_BUCKETS,
+        )
         yield queues
         runs = CounterMetricFamily("chatbot_training_runs", "Training runs by status.", labels=["status"])
         counted = dict(TrainingRun.objects.order_by().values_list("status").annotate(n=Count("id")))
         for status in TrainingRun.Status.values:
             runs.add_metric([status], counted.get(status, 0))
         yield runs
-        served = GaugeMetricFamily("chatbot_worker_model_version", "Model version each inference process serves.",
-                                   labels=["worker"])
+        served = GaugeMetricFamily(
+            "chatbot_worker_model_version", "Model version each inference process serves.", labels=["worker"]
+        )
         for worker in workers_status():
             served.add_metric([worker["worker"]], worker.get("loaded_version") or 0)
         yield served

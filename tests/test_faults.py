@@ -7,8 +7,8 @@ from django.core.files.storage import default_storage
 from chatbot.conversations import services
 from chatbot.conversations.models import Conversation, Message
 from chatbot.health import heartbeat_once
-from chatbot.registry.engine import engine_get
 from chatbot.registry.artifacts import sha256
+from chatbot.registry.engine import engine_get
 from chatbot.registry.models import ModelVersion
 from chatbot.registry.services import model_version_activate
 
@@ -20,7 +20,11 @@ def activate_copy(active: ModelVersion, *, data: bytes | None, checksum: str) ->
     if data is None:
         default_storage.delete(name)
     version = ModelVersion.objects.create(
-        parent=active, encoder=active.encoder, artifact=name, checksum=checksum, threshold=active.threshold,
+        parent=active,
+        encoder=active.encoder,
+        artifact=name,
+        checksum=checksum,
+        threshold=active.threshold,
         margin=active.margin,
     )
     model_version_activate(version)
@@ -56,8 +60,9 @@ def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent(django_cap
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError), django_capture_on_commit_callbacks(execute=True):
-        services.message_receive(conversation=conversation, client_id="m1", text="refund", suggestion=None,
-                                 enqueue=broken)
+        services.message_receive(
+            conversation=conversation, client_id="m1", text="refund", suggestion=None, enqueue=broken
+        )
     # when: the page sends it again with the same id
     message, created = services.message_receive(
         conversation=conversation, client_id="m1", text="refund", suggestion=None, enqueue=enqueued.append
@@ -70,9 +75,15 @@ def test_a_message_whose_enqueue_failed_is_enqueued_again_when_resent(django_cap
 def test_an_answered_message_is_not_enqueued_again(django_capture_on_commit_callbacks):
     conversation, enqueued = Conversation.objects.create(), []
     with django_capture_on_commit_callbacks(execute=True):
-        message, _ = services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel",
-                                              suggestion=None, enqueue=enqueued.append)
+        message, _ = services.message_receive(
+            conversation=conversation,
+            client_id="m2",
+            text="where is my parcel",
+            suggestion=None,
+            enqueue=enqueued.append,
+        )
     first = services.message_answer(message.pk)
-    services.message_receive(conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None,
-                             enqueue=enqueued.append)
+    services.message_receive(
+        conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None, enqueue=enqueued.append
+    )
     assert enqueued == [message.pk] and services.message_answer(message.pk).pk == first.pk

@@ -29,7 +29,9 @@ nasty_text = st.one_of(
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63, max_value=2**200), st.floats(), nasty_text
 )
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12
+)
 frames = st.one_of(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["message", "feedback", "Message", ""]) | nasty_text},

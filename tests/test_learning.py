@@ -76,8 +76,9 @@ def test_the_gate_passes_the_active_model_against_itself_and_stores_the_trade_of
 def _corrupted(dataset: Dataset) -> Dataset:
     labels = [label for _, label in dataset.train]
     random.Random(0).shuffle(labels)
-    return Dataset([(text, label) for (text, _), label in zip(dataset.train, labels, strict=True)],
-                   dataset.holdout, dataset.counts)
+    return Dataset(
+        [(text, label) for (text, _), label in zip(dataset.train, labels, strict=True)], dataset.holdout, dataset.counts
+    )
 
 
 def test_it_rejects_a_candidate_trained_on_corrupted_labels_and_keeps_the_active_model(
@@ -109,8 +110,9 @@ def test_it_fails_with_a_reason_on_an_empty_knowledge_base_and_keeps_the_active_
 
 def test_it_skips_a_scheduled_run_when_nothing_changed(active):
     fingerprint = dataset_build().fingerprint(services.model_config().to_dict())
-    TrainingRun.objects.create(trigger=TrainingRun.Trigger.ADMIN, status=TrainingRun.Status.SUCCEEDED,
-                               fingerprint=fingerprint)
+    TrainingRun.objects.create(
+        trigger=TrainingRun.Trigger.ADMIN, status=TrainingRun.Status.SUCCEEDED, fingerprint=fingerprint
+    )
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.SCHEDULE))
     assert run.status == TrainingRun.Status.SKIPPED
     assert run.model_version is None and ModelVersion.objects.get(is_active=True) == active

@@ -22,8 +22,11 @@ from tests.conftest import start_worker, wait_for_worker
 from tests.e2e import ws_ask, ws_open
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
-QUESTION, SECOND_WORDING, PARAPHRASE = ("do you offer a student discount", "is there a discount for students?",
-                                        "any student discounts?")
+QUESTION, SECOND_WORDING, PARAPHRASE = (
+    "do you offer a student discount",
+    "is there a discount for students?",
+    "any student discounts?",
+)
 ANSWER = "Yes: students get 10% off with a valid student card. Verify it once under My account."
 
 
@@ -65,8 +68,9 @@ def test_it_learns_an_unanswerable_question_from_the_review_queue_without_restar
     time.sleep(0.5)
     # when: the queue shows them, grouped, and an operator makes a new pair of them
     review_queue_sync()
-    items = list(ReviewItem.objects.filter(status="pending", needs_review=True,
-                                           message__text__in=[QUESTION, SECOND_WORDING]))
+    items = list(
+        ReviewItem.objects.filter(status="pending", needs_review=True, message__text__in=[QUESTION, SECOND_WORDING])
+    )
     assert len(items) == 2 and all(item.negative_feedback for item in items)
     assert items[0].cluster == items[1].cluster, "the two wordings are grouped"
     pair = review_new_pair(items=items, question=QUESTION, answer=ANSWER, language="en", category="payment", user=None)

@@ -30,8 +30,13 @@ def test_metrics_count_messages_answers_confidence_and_latency(client):
     after = scrape(client)
     assert after["chatbot_messages_received_total"] == before["chatbot_messages_received_total"] + 1
     assert after['chatbot_answers_total{outcome="answer"}'] == before['chatbot_answers_total{outcome="answer"}'] + 1
-    assert after['chatbot_answer_confidence_bucket{le="0.95"}'] == before['chatbot_answer_confidence_bucket{le="0.95"}'] + 1
-    assert after['chatbot_inference_seconds_bucket{le="0.005"}'] > before['chatbot_inference_seconds_bucket{le="0.005"}']
+    assert (
+        after['chatbot_answer_confidence_bucket{le="0.95"}']
+        == before['chatbot_answer_confidence_bucket{le="0.95"}'] + 1
+    )
+    assert (
+        after['chatbot_inference_seconds_bucket{le="0.005"}'] > before['chatbot_inference_seconds_bucket{le="0.005"}']
+    )
     assert 'chatbot_queue_depth{queue="inference"}' in after
     assert 'chatbot_training_runs_total{status="succeeded"}' in after
     assert any(name.startswith("django_http_requests") for name in after)

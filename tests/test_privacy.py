@@ -60,7 +60,10 @@ def test_redaction_is_configurable(settings):
 def test_a_customer_message_is_stored_redacted():
     conversation = Conversation.objects.create()
     message, _ = services.message_receive(
-        conversation=conversation, client_id="c1", text="my phone is 13812345678, mail a@b.cn", suggestion=None,
+        conversation=conversation,
+        client_id="c1",
+        text="my phone is 13812345678, mail a@b.cn",
+        suggestion=None,
         enqueue=lambda pk: None,
     )
     message.refresh_from_db()

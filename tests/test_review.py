@@ -26,8 +26,9 @@ def operator() -> Client:
 
 def asked(text: str, *, helpful: bool | None = None) -> Message:
     """A customer message answered by the model in service, with the customer's feedback."""
-    customer = Message.objects.create(conversation=Conversation.objects.create(), sender="customer", text=text,
-                                      client_id="c1")
+    customer = Message.objects.create(
+        conversation=Conversation.objects.create(), sender="customer", text=text, client_id="c1"
+    )
     bot = message_answer(customer.pk)
     if helpful is not None:
         Message.objects.filter(pk=bot.pk).update(helpful=helpful)
@@ -79,26 +80,39 @@ def test_it_attaches_messages_to_a_pair_through_the_admin_and_they_become_traini
     # when: the action shows its page, then applies
     page = operator.post(reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids})
     assert page.status_code == 200 and b"Attach to a Q&amp;A pair" in page.content
-    done = operator.post(reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids, "apply": "1",
-                                          "pair": pair.pk})
+    done = operator.post(
+        reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids, "apply": "1", "pair": pair.pk}
+    )
     # then
     assert done.status_code == 302
     assert {i.status for i in ReviewItem.objects.filter(pk__in=ids)} == {ReviewItem.Status.ATTACHED}
     assert set(AlternateQuestion.objects.filter(pair=pair, source="log").values_list("text", flat=True)) == {
-        m.text for m in messages}
+        m.text for m in messages
+    }
     assert dataset_build().counts["reviewed_messages"] == before + 2
     queue = operator.get(reverse(QUEUE))
     assert messages[0].text not in queue.content.decode()
 
 
 def test_it_creates_a_pair_from_messages_marks_out_of_scope_and_ignores(operator):
-    new, alt, off, noise = (asked(t, helpful=False) for t in (
-        "do you sell refurbished laptops", "any refurbished laptops for sale", "who won the football", "asdf"))
+    new, alt, off, noise = (
+        asked(t, helpful=False)
+        for t in ("do you sell refurbished laptops", "any refurbished laptops for sale", "who won the football", "asdf")
+    )
     operator.get(reverse(QUEUE))
     # when
-    operator.post(reverse(QUEUE), {"action": "create_pair", "_selected_action": [item(new).pk, item(alt).pk],
-                                   "apply": "1", "question": new.text, "answer": "Yes, in the Outlet section.",
-                                   "language": "en", "category": "products"})
+    operator.post(
+        reverse(QUEUE),
+        {
+            "action": "create_pair",
+            "_selected_action": [item(new).pk, item(alt).pk],
+            "apply": "1",
+            "question": new.text,
+            "answer": "Yes, in the Outlet section.",
+            "language": "en",
+            "category": "products",
+        },
+    )
     operator.post(reverse(QUEUE), {"action": "mark_out_of_scope", "_selected_action": [item(off).pk]})
     operator.post(reverse(QUEUE), {"action": "ignore", "_selected_action": [item(noise).pk]})
     # then
@@ -123,12 +137,25 @@ def test_the_queue_shows_reasons_candidates_groups_and_the_transcript_link(opera
 def test_the_training_run_and_model_version_pages_show_progress_curves_gate_and_trade_off(operator):
     version = ModelVersion.objects.get(is_active=True)
     run = TrainingRun.objects.exclude(history=[]).first()
-    run.gate = {"passed": False, "margin": 0.02, "active_version": version.pk, "n_disagreements": 1,
-                "checks": [{"metric": "accuracy", "candidate": 0.5, "active": 0.9, "delta": -0.4, "passed": False}],
-                "candidate": {"n": 1}, "active": {"n": 1},
-                "disagreements": [{"text": "where is my parcel", "gold": str(QAPair.objects.first().pk),
-                                   "candidate": "oos", "candidate_score": 0.1,
-                                   "active": str(QAPair.objects.first().pk), "active_score": 0.9}]}
+    run.gate = {
+        "passed": False,
+        "margin": 0.02,
+        "active_version": version.pk,
+        "n_disagreements": 1,
+        "checks": [{"metric": "accuracy", "candidate": 0.5, "active": 0.9, "delta": -0.4, "passed": False}],
+        "candidate": {"n": 1},
+        "active": {"n": 1},
+        "disagreements": [
+            {
+                "text": "where is my parcel",
+                "gold": str(QAPair.objects.first().pk),
+                "candidate": "oos",
+                "candidate_score": 0.1,
+                "active": str(QAPair.objects.first().pk),
+                "active_score": 0.9,
+            }
+        ],
+    }
     run.save()
     page = operator.get(reverse("admin:registry_trainingrun_change", args=[run.pk])).content.decode()
     assert "<svg" in page and "training loss" in page and "where is my parcel" in page and "data-progress-url" in page

@@ -107,8 +107,13 @@ def test_operators_curate_and_review_and_admins_also_manage_models_and_schedules
 
 
 def test_create_roles_is_a_command():
-    output = subprocess.run([sys.executable, "manage.py", "help", "create_roles"], cwd=ROOT, capture_output=True,
-                            text=True, env=production_env())
+    output = subprocess.run(
+        [sys.executable, "manage.py", "help", "create_roles"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=production_env(),
+    )
     assert output.returncode == 0, output.stderr
 
 
@@ -116,24 +121,40 @@ def test_create_roles_is_a_command():
 def production_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY")}
     env.update(
-        DJANGO_SETTINGS_MODULE="chatbot.settings", DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
-        SECRET_KEY="k9-Jq2vP7x-rT4mZ8wL1nB6cY3hF0sD5gA2eU9iO7pK4jH1lM8qW3zX6vC0bN5tR", ALLOWED_HOSTS="support.example.com",
-        SECURE_SSL_REDIRECT="1", SECURE_COOKIES="1", CSRF_TRUSTED_ORIGINS="https://support.example.com",
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        SECRET_KEY="k9-Jq2vP7x-rT4mZ8wL1nB6cY3hF0sD5gA2eU9iO7pK4jH1lM8qW3zX6vC0bN5tR",
+        ALLOWED_HOSTS="support.example.com",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_COOKIES="1",
+        CSRF_TRUSTED_ORIGINS="https://support.example.com",
     )
     env.update(extra)
     return env
 
 
 def test_check_deploy_passes_in_production_mode():
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                            capture_output=True, text=True, env=production_env())
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=production_env(),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("extra", "complaint"), [({"DEBUG": "1"}, "DEBUG must be off"), ({"SECRET_KEY": ""}, "SECRET_KEY")])
+@pytest.mark.parametrize(
+    ("extra", "complaint"), [({"DEBUG": "1"}, "DEBUG must be off"), ({"SECRET_KEY": ""}, "SECRET_KEY")]
+)
 def test_production_mode_refuses_debug_and_a_missing_secret_key(extra, complaint):
-    result = subprocess.run([sys.executable, "-c", "import chatbot.settings"], cwd=ROOT, capture_output=True, text=True,
-                            env=production_env(**extra))
+    result = subprocess.run(
+        [sys.executable, "-c", "import chatbot.settings"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=production_env(**extra),
+    )
     assert result.returncode != 0 and complaint in result.stderr
 
 

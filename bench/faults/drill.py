@@ -59,23 +59,62 @@ def pg_start() -> None:
         if os.geteuid() == 0:
             shutil.chown(WORK, "postgres")
             shutil.chown(data, "postgres")
-        subprocess.run(as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]),
-                       check=True, capture_output=True)
-    subprocess.run(as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(WORK / "pg.log"), "-w", "-o",
-                                f"-p {PG_PORT} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
-                   check=True, capture_output=True)
+        subprocess.run(
+            as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]),
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(WORK / "pg.log"),
+                "-w",
+                "-o",
+                f"-p {PG_PORT} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
 
 
 def pg_stop() -> None:
-    subprocess.run(as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(WORK / "pg"), "-m", "fast", "-w", "stop"]),
-                   check=False, capture_output=True)
+    subprocess.run(
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(WORK / "pg"), "-m", "fast", "-w", "stop"]),
+        check=False,
+        capture_output=True,
+    )
 
 
 def redis_start() -> None:
     (WORK / "redis").mkdir(parents=True, exist_ok=True)
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
-                    "--save", "", "--appendonly", "no", "--dir", str(WORK / "redis"),
-                    "--logfile", str(WORK / "redis.log"), "--pidfile", str(WORK / "redis.pid")], check=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(REDIS_PORT),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(WORK / "redis"),
+            "--logfile",
+            str(WORK / "redis.log"),
+            "--pidfile",
+            str(WORK / "redis.pid"),
+        ],
+        check=True,
+    )
     for _ in range(50):
         if subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).returncode == 0:
             return
@@ -90,13 +129,22 @@ def redis_stop() -> None:
 def drill_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:{PG_PORT}/chatbot", REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
-        DJANGO_SETTINGS_MODULE="chatbot.settings", PYTHONUNBUFFERED="1",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{PG_PORT}/chatbot",
+        REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
+        PYTHONUNBUFFERED="1",
         SECRET_KEY="drill-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789",
-        ALLOWED_HOSTS="127.0.0.1,localhost", SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0",
-        CHATBOT_VAR_DIR=str(WORK / "var"), CHATBOT_VISIBILITY_TIMEOUT="10", CHATBOT_ENCODER="ngram",
-        CHATBOT_RATE_BURST="1000", CHATBOT_RATE_PER_SECOND="1000", CHATBOT_IP_RATE_BURST="100000",
-        CHATBOT_IP_RATE_PER_SECOND="100000", CHATBOT_IP_MAX_CONNECTIONS="100000",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        CHATBOT_VAR_DIR=str(WORK / "var"),
+        CHATBOT_VISIBILITY_TIMEOUT="10",
+        CHATBOT_ENCODER="ngram",
+        CHATBOT_RATE_BURST="1000",
+        CHATBOT_RATE_PER_SECOND="1000",
+        CHATBOT_IP_RATE_BURST="100000",
+        CHATBOT_IP_RATE_PER_SECOND="100000",
+        CHATBOT_IP_MAX_CONNECTIONS="100000",
     )
     return env
 
@@ -109,18 +157,51 @@ class Stack:
 
     def start_web(self) -> None:
         self.web = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(WEB_PORT), *DAPHNE_OPTIONS,
-             "chatbot.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=open(WORK / "web.log", "ab"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(WEB_PORT),
+                *DAPHNE_OPTIONS,
+                "chatbot.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(WORK / "web.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
         healthz(timeout=60)
 
     def start_worker(self, name: str) -> None:
         log = WORK / f"{name}.log"
         log.write_bytes(b"")
         self.workers[name] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "chatbot", "worker", "-Q", "inference,training", "--pool",
-             "prefork", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"{name}@%h"],
-            cwd=ROOT, env=self.env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "chatbot",
+                "worker",
+                "-Q",
+                "inference,training",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 90
         while b" ready." not in log.read_bytes():
             if time.monotonic() > deadline:
@@ -164,8 +245,9 @@ def children(pid: int) -> list[int]:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 # --- the clients ---------------------------------------------------------------------------------
@@ -189,16 +271,16 @@ class Client:
         self.sending = True
 
     async def run(self, stop_sending: float, stop_all: float) -> None:
-        delay, first = 0.2, True
+        delay, first, lost_at = 0.2, True, None
         while time.monotonic() < stop_all and (self.sending or self.waiting):
             url = f"ws://127.0.0.1:{WEB_PORT}/ws/chat/" + (f"?conversation={self.token}" if self.token else "")
-            lost_at = time.monotonic()
             try:
                 async with websockets.connect(url, origin=f"http://127.0.0.1:{WEB_PORT}", open_timeout=10) as ws:
                     welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
                     if not first:
                         self.tally.reconnects += 1
-                    first, delay = False, 0.2
+                        self.tally.gaps.append(time.monotonic() - lost_at)
+                    first, delay, lost_at = False, 0.2, None
                     self.token = welcome["conversation"]
                     for client_id, text in list(self.waiting.items()):  # like the page: re-send what waits
                         await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
@@ -211,11 +293,15 @@ class Client:
                 self.tally.connect_failures += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            self.tally.gaps.append(time.monotonic() - lost_at)
+            if lost_at is None:
+                lost_at = time.monotonic()  # connection lost (or refused): the gap runs until the next welcome
 
     async def _send(self, ws: websockets.ClientConnection, stop_sending: float) -> None:
         while time.monotonic() < stop_sending:
-            client_id, text = uuid.uuid4().hex, self.questions[(self.number * 7 + len(self.tally.sent)) % len(self.questions)]
+            client_id, text = (
+                uuid.uuid4().hex,
+                self.questions[(self.number * 7 + len(self.tally.sent)) % len(self.questions)],
+            )
             self.waiting[client_id] = text
             self.tally.sent.add(client_id)
             await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
@@ -329,19 +415,26 @@ def fault_artifact(stack: Stack, notes: dict) -> None:
         "threshold=a.threshold,margin=a.margin);"
         "kind=='missing' and s.delete(name);model_version_activate(v);print(a.pk,v.pk)"
     )
+    original = None
     for kind in ("corrupt", "missing"):
-        previous, bad = subprocess.run([sys.executable, "-c", code, kind], cwd=ROOT, env=stack.env, check=True,
-                                       capture_output=True, text=True).stdout.split()
+        previous, bad = subprocess.run(
+            [sys.executable, "-c", code, kind], cwd=ROOT, env=stack.env, check=True, capture_output=True, text=True
+        ).stdout.split()
         time.sleep(4)
         notes[f"{kind}_health"] = healthz()
         notes[f"{kind}_versions"] = {"previous": int(previous), "bad": int(bad)}
+        original = original or previous
     restore = (
         "import django;django.setup();from chatbot.registry.models import ModelVersion as V;"
-        f"from chatbot.registry.services import model_version_activate;model_version_activate(V.objects.get(pk={previous}))"
+        f"from chatbot.registry.services import model_version_activate;model_version_activate(V.objects.get(pk={original}))"
     )
     subprocess.run([sys.executable, "-c", restore], cwd=ROOT, env=stack.env, check=True)
-    time.sleep(2)
+    time.sleep(settings_heartbeat() + 2)
     notes["after_rollback_health"] = healthz()["model"]
+
+
+def settings_heartbeat() -> float:
+    return float(os.environ.get("CHATBOT_HEARTBEAT_SECONDS", 10))
 
 
 FAULTS = {
@@ -372,11 +465,22 @@ def drill(name: str, args: argparse.Namespace) -> dict:
         stack.stop()
     lost = len(tally.sent) - len(tally.answered) - len(tally.refused)
     return {
-        "drill": name, "clients": args.clients, "seconds": args.seconds, "sent": len(tally.sent),
-        "answered": len(tally.answered), "refused_at_end": len(tally.refused), "lost": lost,
-        "answered_twice": tally.twice, "errors": tally.errors, "reconnects": tally.reconnects,
-        "connect_failures": tally.connect_failures, "longest_gap_s": round(max(tally.gaps, default=0), 1),
-        "db": database, "processes_alive_after": survivors, "health_after": health.get("status"), "notes": notes,
+        "drill": name,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "sent": len(tally.sent),
+        "answered": len(tally.answered),
+        "refused_at_end": len(tally.refused),
+        "lost": lost,
+        "answered_twice": tally.twice,
+        "errors": tally.errors,
+        "reconnects": tally.reconnects,
+        "connect_failures": tally.connect_failures,
+        "longest_gap_s": round(max(tally.gaps, default=0), 1),
+        "db": database,
+        "processes_alive_after": survivors,
+        "health_after": health.get("status"),
+        "notes": notes,
     }
 
 
@@ -390,8 +494,10 @@ def prepare(args: argparse.Namespace) -> None:
     redis_stop()
     redis_start()
     env = drill_env()
-    subprocess.run(["psql", f"postgres://postgres@127.0.0.1:{PG_PORT}/postgres", "-qc", "CREATE DATABASE chatbot"],
-                   capture_output=True)
+    subprocess.run(
+        ["psql", f"postgres://postgres@127.0.0.1:{PG_PORT}/postgres", "-qc", "CREATE DATABASE chatbot"],
+        capture_output=True,
+    )
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "load_demo", "-v0")
 

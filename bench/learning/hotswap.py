@@ -37,11 +37,13 @@ print(swaps)
 
 
 def versions_used(env: dict[str, str], since: float) -> dict:
-    code = ("import django,datetime;django.setup();from django.db.models import Count;"
-            "from chatbot.conversations.models import Message as M;"
-            f"t=datetime.datetime.fromtimestamp({since},datetime.timezone.utc);"
-            "print(dict(M.objects.filter(sender='bot',created_at__gte=t).values_list('model_version')"
-            ".annotate(n=Count('id')).order_by()))")
+    code = (
+        "import django,datetime;django.setup();from django.db.models import Count;"
+        "from chatbot.conversations.models import Message as M;"
+        f"t=datetime.datetime.fromtimestamp({since},datetime.timezone.utc);"
+        "print(dict(M.objects.filter(sender='bot',created_at__gte=t).values_list('model_version')"
+        ".annotate(n=Count('id')).order_by()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return {f"v{key}": value for key, value in eval(out.stdout.strip()).items()}  # noqa: S307 - our own output
 
@@ -52,10 +54,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--every", type=float, default=1.0)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--encoder", default="ngram", help="CHATBOT_ENCODER of the two versions swapped")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatbot_hotswap_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     args = parser.parse_args()
-    env = {**bench_env(args), "CHATBOT_VAR_DIR": "/tmp/chatbot-hotswap-bench"}
+    env = {**bench_env(args), "CHATBOT_VAR_DIR": "/tmp/chatbot-hotswap-bench", "CHATBOT_ENCODER": args.encoder}
+    name = args.database_url.rsplit("/", 1)[1]  # a fresh database: exactly two versions to swap
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=False)
     prepare(env, args)
     subprocess.run([sys.executable, "manage.py", "retrain", "--inline"], cwd=ROOT, env=env, check=False)
     web = start_web(env, args.port)
@@ -67,14 +72,21 @@ def main() -> None:
         baseline = load(url, args.clients, args.messages, pids)
         stop_file = Path("/tmp/hotswap.stop")
         stop_file.unlink(missing_ok=True)
-        toggler = subprocess.Popen([sys.executable, "-c", TOGGLE, str(stop_file), str(args.every)], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, text=True)
+        toggler = subprocess.Popen(
+            [sys.executable, "-c", TOGGLE, str(stop_file), str(args.every)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         started = time.time()
         swapping = load(url, args.clients, args.messages, pids)
         stop_file.touch()
         swaps = int(toggler.communicate(timeout=60)[0].strip() or 0)
-        result = {"baseline": baseline, "swapping": {**swapping, "swaps": swaps,
-                                                     "answers_by_version": versions_used(env, started)}}
+        result = {
+            "baseline": baseline,
+            "swapping": {**swapping, "swaps": swaps, "answers_by_version": versions_used(env, started)},
+        }
         print(json.dumps(result, indent=1))
     finally:
         stop(worker)

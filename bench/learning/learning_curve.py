@@ -30,8 +30,11 @@ def evaluate_active(ids: dict[str, int]) -> dict:
 def reviewed_add(by_intent: dict[str, list[str]], ids: dict[str, int], start: int, stop: int) -> int:
     from chatbot.knowledge.models import AlternateQuestion
 
-    rows = [AlternateQuestion(pair_id=ids[intent], text=text, source=AlternateQuestion.Source.LOG)
-            for intent, texts in by_intent.items() for text in texts[start:stop]]
+    rows = [
+        AlternateQuestion(pair_id=ids[intent], text=text, source=AlternateQuestion.Source.LOG)
+        for intent, texts in by_intent.items()
+        for text in texts[start:stop]
+    ]
     return len(AlternateQuestion.objects.bulk_create(rows, ignore_conflicts=True))
 
 
@@ -42,8 +45,13 @@ def train_round() -> dict:
     started = time.monotonic()
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))
     checks = {c["metric"]: {k: c.get(k) for k in ("candidate", "active")} for c in run.gate.get("checks", [])}
-    return {"run": run.status, "seconds": round(time.monotonic() - started, 1), "gate": checks,
-            "train": run.counts.get("train"), "held_out": run.counts.get("held_out")}
+    return {
+        "run": run.status,
+        "seconds": round(time.monotonic() - started, 1),
+        "gate": checks,
+        "train": run.counts.get("train"),
+        "held_out": run.counts.get("held_out"),
+    }
 
 
 def svg_write(rounds: list[dict], path: Path) -> None:
@@ -51,8 +59,12 @@ def svg_write(rounds: list[dict], path: Path) -> None:
 
     accuracy = [(r["per_intent"], r["test"]["accuracy"]) for r in rounds]
     f1 = [(r["per_intent"], r["test"]["oos_f1"]) for r in rounds]
-    svg = line_chart([Series("in-scope accuracy", accuracy), Series("out-of-scope F1", f1)],
-                     x_label="questions per intent (curated + reviewed)", y_label="CLINC150 test", y_range=(0.0, 1.0))
+    svg = line_chart(
+        [Series("in-scope accuracy", accuracy), Series("out-of-scope F1", f1)],
+        x_label="questions per intent (curated + reviewed)",
+        y_label="CLINC150 test",
+        y_range=(0.0, 1.0),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(svg) + "\n", encoding="utf-8")
 
@@ -64,7 +76,15 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=5)
     parser.add_argument("--svg", default=str(ROOT / "docs" / "learning-curve.svg"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot", metavar="JSONL", help="only draw the chart from the JSON lines of an earlier run")
     args = parser.parse_args()
+    if args.plot:
+        import sys
+
+        sys.path.insert(0, str(ROOT))
+        rounds = [json.loads(line) for line in Path(args.plot).read_text().splitlines() if line.startswith("{")]
+        svg_write(rounds, Path(args.svg))
+        return
     django_start()
     by_intent, oos = clinc_by_intent()
     ids = knowledge_base_load(by_intent, oos, per_intent=args.start)
@@ -75,9 +95,13 @@ def main() -> None:
         result = {"round": number, "per_intent": per_intent, "reviewed_added": added, **train_round()}
         result["test"] = evaluate_active(ids)
         rounds.append(result)
-        print(json.dumps(result) if args.json else
-              f"round {number}: {per_intent}/intent {result['run']} in {result['seconds']} s, "
-              f"accuracy {result['test']['accuracy']:.3f} oos F1 {result['test']['oos_f1']:.3f}", flush=True)
+        print(
+            json.dumps(result)
+            if args.json
+            else f"round {number}: {per_intent}/intent {result['run']} in {result['seconds']} s, "
+            f"accuracy {result['test']['accuracy']:.3f} oos F1 {result['test']['oos_f1']:.3f}",
+            flush=True,
+        )
     svg_write(rounds, Path(args.svg))
 
 

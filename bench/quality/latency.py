@@ -6,12 +6,15 @@ python bench/quality/latency.py --train ../shared/datasets/clinc150/train.csv --
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from training import AnswerModel, ModelConfig
-from training.data import read_csv
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+from training import AnswerModel, ModelConfig  # noqa: E402
+from training.data import read_csv  # noqa: E402
 
 
 def measure(model: AnswerModel, texts: list[str], rounds: int = 300) -> dict[str, float]:

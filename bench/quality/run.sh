@@ -20,4 +20,9 @@ for enc in ${encoders[@]}; do
       --encoder "$enc" --threads "$THREADS" $q --json > "$OUT/kuake_qic-$tag.json"
   done
 done
+python bench/quality/demo_kb.py "$D" "$OUT"
+for enc in ngram fusion; do
+  python -m training.evaluate --train "$OUT/demo_kb_train.csv" --test "$OUT/demo_kb_test.csv" --encoder "$enc" \
+    --threads "$THREADS" --json > "$OUT/demo_kb-$enc.json"
+done
 python bench/quality/summarise.py "$OUT"/*.json

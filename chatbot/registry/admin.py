@@ -16,8 +16,13 @@ from chatbot.registry.services import model_version_activate, model_version_set_
 
 def _progress_html(run: TrainingRun) -> str:
     percent = round(run.progress * 100)
-    return format_html('<progress max="100" value="{}" aria-label="{}%">{}%</progress> <span class="percent">{}%</span>',
-                       percent, percent, percent, percent)
+    return format_html(
+        '<progress max="100" value="{}" aria-label="{}%">{}%</progress> <span class="percent">{}%</span>',
+        percent,
+        percent,
+        percent,
+        percent,
+    )
 
 
 def _label_questions(labels: set[str]) -> dict[str, str]:
@@ -30,17 +35,33 @@ def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
     """Disagreements with the pairs' questions, for the side-by-side table."""
     rows = gate.get("disagreements") or []
     names = _label_questions({row[key] for row in rows for key in ("gold", "candidate", "active")})
-    return [{**row, "gold_text": names.get(row["gold"], f"pair {row['gold']} (deleted)"),
-             "candidate_text": names.get(row["candidate"], row["candidate"]),
-             "active_text": names.get(row["active"], row["active"]),
-             "candidate_right": row["candidate"] == row["gold"], "active_right": row["active"] == row["gold"]}
-            for row in rows]
+    return [
+        {
+            **row,
+            "gold_text": names.get(row["gold"], f"pair {row['gold']} (deleted)"),
+            "candidate_text": names.get(row["candidate"], row["candidate"]),
+            "active_text": names.get(row["active"], row["active"]),
+            "candidate_right": row["candidate"] == row["gold"],
+            "active_right": row["active"] == row["gold"],
+        }
+        for row in rows
+    ]
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "is_active", "encoder", "n_labels", "n_examples", "threshold", "gate_summary",
-                    "created_at", "activated_at")
+    list_display = (
+        "__str__",
+        "status",
+        "is_active",
+        "encoder",
+        "n_labels",
+        "n_examples",
+        "threshold",
+        "gate_summary",
+        "created_at",
+        "activated_at",
+    )
     list_filter = ("status", "encoder")
     readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "calibration"]
     exclude = ("calibration",)
@@ -59,7 +80,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         text = ", ".join(f"{c['metric']} {c['candidate']} vs {c['active']}" for c in checks) or run.gate.get("note", "")
         return f"{'passed' if run.gate.get('passed') else 'rejected'}: {text}"
 
-    @admin.action(description="Put the selected version in service (roll back / force-activate)", permissions=["change"])
+    @admin.action(
+        description="Put the selected version in service (roll back / force-activate)", permissions=["change"]
+    )
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)
@@ -72,10 +95,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view
-        return [path("<int:pk>/activate/", view(require_POST(self.activate_view)), name="registry_modelversion_activate"),
-                path("<int:pk>/threshold/", view(require_POST(self.threshold_view)),
-                     name="registry_modelversion_threshold"),
-                *super().get_urls()]
+        return [
+            path("<int:pk>/activate/", view(require_POST(self.activate_view)), name="registry_modelversion_activate"),
+            path(
+                "<int:pk>/threshold/", view(require_POST(self.threshold_view)), name="registry_modelversion_threshold"
+            ),
+            *super().get_urls(),
+        ]
 
     def activate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
@@ -93,8 +119,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Not a threshold: {error}", messages.ERROR)
         return HttpResponseRedirect(reverse("admin:registry_modelversion_change", args=[pk]))
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
         version = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if version is not None:
@@ -106,12 +133,35 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "progress_bar", "trigger", "encoder", "examples", "duration", "created_at",
-                    "model_version", "reason")
+    list_display = (
+        "__str__",
+        "status",
+        "progress_bar",
+        "trigger",
+        "encoder",
+        "examples",
+        "duration",
+        "created_at",
+        "model_version",
+        "reason",
+    )
     list_filter = ("status", "trigger")
     list_select_related = ("model_version", "requested_by")
-    fields = ("status", "trigger", "requested_by", "created_at", "started_at", "finished_at", "encoder", "counts",
-              "metrics", "fingerprint", "model_version", "artifact", "error")
+    fields = (
+        "status",
+        "trigger",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "encoder",
+        "counts",
+        "metrics",
+        "fingerprint",
+        "model_version",
+        "artifact",
+        "error",
+    )
     readonly_fields = fields
     change_list_template = "admin/registry/trainingrun/change_list.html"
     change_form_template = "admin/registry/trainingrun/change_form.html"
@@ -143,9 +193,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view
-        return [path("retrain/", view(self.retrain_view), name="registry_trainingrun_retrain"),
-                path("<int:pk>/progress/", view(self.progress_view), name="registry_trainingrun_progress"),
-                *super().get_urls()]
+        return [
+            path("retrain/", view(self.retrain_view), name="registry_trainingrun_retrain"),
+            path("<int:pk>/progress/", view(self.progress_view), name="registry_trainingrun_progress"),
+            *super().get_urls(),
+        ]
 
     def retrain_view(self, request: HttpRequest) -> HttpResponse:
         changelist = reverse("admin:registry_trainingrun_changelist")
@@ -157,19 +209,32 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         run = get_object_or_404(TrainingRun, pk=pk)
-        return JsonResponse({"status": run.status, "status_display": run.get_status_display(),
-                             "progress": run.progress, "finished": run.is_finished,
-                             "epochs": len(run.history), "chart": str(training_curves(run.history))})
+        return JsonResponse(
+            {
+                "status": run.status,
+                "status_display": run.get_status_display(),
+                "progress": run.progress,
+                "finished": run.is_finished,
+                "epochs": len(run.history),
+                "chart": str(training_curves(run.history)),
+            }
+        )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         live = TrainingRun.objects.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exists()
         return super().changelist_view(request, extra_context={**(extra_context or {}), "live": live})
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
         run = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if run is not None:
-            context.update(run=run, progress_html=_progress_html(run), curves=training_curves(run.history),
-                           gate=run.gate, disagreements=gate_rows(run.gate))
+            context.update(
+                run=run,
+                progress_html=_progress_html(run),
+                curves=training_curves(run.history),
+                gate=run.gate,
+                disagreements=gate_rows(run.gate),
+            )
         return super().change_view(request, object_id, form_url, extra_context=context)

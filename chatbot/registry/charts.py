@@ -21,8 +21,15 @@ def _scale(value: float, low: float, high: float, start: float, end: float) -> f
     return start + (value - low) / span * (end - start)
 
 
-def line_chart(series: list[Series], *, x_label: str, y_label: str, y_range: tuple[float, float] | None = None,
-               marker_x: float | None = None, marker_label: str = "") -> SafeString:
+def line_chart(
+    series: list[Series],
+    *,
+    x_label: str,
+    y_label: str,
+    y_range: tuple[float, float] | None = None,
+    marker_x: float | None = None,
+    marker_label: str = "",
+) -> SafeString:
     """An SVG with one polyline per series, axes with min/max ticks, a legend and an optional vertical marker."""
     points = [p for s in series for p in s.points]
     if not points:
@@ -34,30 +41,40 @@ def line_chart(series: list[Series], *, x_label: str, y_label: str, y_range: tup
     def at(x: float, y: float) -> str:
         return f"{_scale(x, x0, x1, PAD, WIDTH - 10):.1f},{_scale(y, y0, y1, HEIGHT - PAD, 10):.1f}"
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-             f'height="{HEIGHT}" role="img" aria-label="{escape(y_label)} by {escape(x_label)}" '
-             'style="font:11px sans-serif;background:#fff">',
-             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - 10}" y2="{HEIGHT - PAD}" stroke="#999"/>',
-             f'<line x1="{PAD}" y1="10" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
-             f'<text x="{PAD}" y="{HEIGHT - PAD + 14}">{x0:g}</text>',
-             f'<text x="{WIDTH - 10}" y="{HEIGHT - PAD + 14}" text-anchor="end">{x1:g}</text>',
-             f'<text x="{(WIDTH + PAD) / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>',
-             f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end">{y0:.3g}</text>',
-             f'<text x="{PAD - 4}" y="18" text-anchor="end">{y1:.3g}</text>',
-             f'<text x="12" y="{HEIGHT / 2}" transform="rotate(-90 12 {HEIGHT / 2})" text-anchor="middle">'
-             f'{escape(y_label)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" role="img" aria-label="{escape(y_label)} by {escape(x_label)}" '
+        'style="font:11px sans-serif;background:#fff">',
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - 10}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+        f'<line x1="{PAD}" y1="10" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+        f'<text x="{PAD}" y="{HEIGHT - PAD + 14}">{x0:g}</text>',
+        f'<text x="{WIDTH - 10}" y="{HEIGHT - PAD + 14}" text-anchor="end">{x1:g}</text>',
+        f'<text x="{(WIDTH + PAD) / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>',
+        f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end">{y0:.3g}</text>',
+        f'<text x="{PAD - 4}" y="18" text-anchor="end">{y1:.3g}</text>',
+        f'<text x="12" y="{HEIGHT / 2}" transform="rotate(-90 12 {HEIGHT / 2})" text-anchor="middle">'
+        f"{escape(y_label)}</text>",
+    ]
     if marker_x is not None and x0 <= marker_x <= x1:
         x = _scale(marker_x, x0, x1, PAD, WIDTH - 10)
-        parts.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{HEIGHT - PAD}" stroke="#e67e22" '
-                     'stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{HEIGHT - PAD}" stroke="#e67e22" stroke-dasharray="4 3"/>'
+        )
         parts.append(f'<text x="{x + 3:.1f}" y="22" fill="#e67e22">{escape(marker_label)}</text>')
     for i, item in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="6 4"' if item.dashed else ""
         path = " ".join(at(x, y) for x, y in item.points)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{path}"/>')
-        parts.append(f'<text x="{WIDTH - 14}" y="{HEIGHT - PAD - 8 - 14 * i}" text-anchor="end" fill="{colour}">'
-                     f'{escape(item.name)}</text>')
+        if len(item.points) <= 30:  # few points: mark each
+            parts += [
+                f'<circle cx="{xy.split(",")[0]}" cy="{xy.split(",")[1]}" r="2.5" fill="{colour}"/>'
+                for xy in path.split()
+            ]
+        parts.append(
+            f'<text x="{WIDTH - 14}" y="{HEIGHT - PAD - 8 - 14 * i}" text-anchor="end" fill="{colour}">'
+            f"{escape(item.name)}</text>"
+        )
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
@@ -78,5 +95,11 @@ def tradeoff_chart(calibration: dict, threshold: float) -> SafeString:
     points = calibration.get("points") or []
     coverage = [(p["threshold"], p["coverage"]) for p in points if p.get("coverage") is not None]
     precision = [(p["threshold"], p["precision"]) for p in points if p.get("precision") is not None]
-    return line_chart([Series("coverage", coverage), Series("precision", precision)], x_label="threshold",
-                      y_label="share", y_range=(0.0, 1.0), marker_x=threshold, marker_label=f"in use {threshold:.2f}")
+    return line_chart(
+        [Series("coverage", coverage), Series("precision", precision)],
+        x_label="threshold",
+        y_label="share",
+        y_range=(0.0, 1.0),
+        marker_x=threshold,
+        marker_label=f"in use {threshold:.2f}",
+    )

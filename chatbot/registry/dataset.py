@@ -53,14 +53,27 @@ def dataset_build(*, share: float | None = None) -> Dataset:
     share = settings.CHATBOT_GATE_HOLDOUT_SHARE if share is None else share
     pairs = [(q, str(pk)) for pk, q in QAPair.objects.filter(is_active=True).values_list("id", "question")]
     alternates = AlternateQuestion.objects.filter(pair__is_active=True).order_by("created_at", "id")
-    curated = [(t, str(p)) for p, t in alternates.filter(source=AlternateQuestion.Source.CURATED).values_list("pair_id", "text")]
-    logged = [(t, str(p)) for p, t in alternates.filter(source=AlternateQuestion.Source.LOG).values_list("pair_id", "text")]
+    curated = [
+        (t, str(p))
+        for p, t in alternates.filter(source=AlternateQuestion.Source.CURATED).values_list("pair_id", "text")
+    ]
+    logged = [
+        (t, str(p)) for p, t in alternates.filter(source=AlternateQuestion.Source.LOG).values_list("pair_id", "text")
+    ]
     oos = OutOfScopeExample.objects.order_by("created_at", "id")
-    oos_curated = [(t, OUT_OF_SCOPE) for t in oos.exclude(source=OutOfScopeExample.Source.LOG).values_list("text", flat=True)]
-    oos_logged = [(t, OUT_OF_SCOPE) for t in oos.filter(source=OutOfScopeExample.Source.LOG).values_list("text", flat=True)]
+    oos_curated = [
+        (t, OUT_OF_SCOPE) for t in oos.exclude(source=OutOfScopeExample.Source.LOG).values_list("text", flat=True)
+    ]
+    oos_logged = [
+        (t, OUT_OF_SCOPE) for t in oos.filter(source=OutOfScopeExample.Source.LOG).values_list("text", flat=True)
+    ]
 
-    parts = [_split_stable(curated, share), _split_recent(logged, share),
-             _split_stable(oos_curated, share), _split_recent(oos_logged, share)]
+    parts = [
+        _split_stable(curated, share),
+        _split_recent(logged, share),
+        _split_stable(oos_curated, share),
+        _split_recent(oos_logged, share),
+    ]
     train = pairs + [row for part, _ in parts for row in part]
     holdout = [row for _, held in parts for row in held]
     counts = {

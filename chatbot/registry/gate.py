@@ -40,9 +40,13 @@ def metrics(gold: list[str], predicted: list[Decision]) -> dict[str, Any]:
     if n_oos:
         f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
     return {
-        "n": len(gold), "n_in_scope": len(in_scope), "n_oos": n_oos,
+        "n": len(gold),
+        "n_in_scope": len(in_scope),
+        "n_oos": n_oos,
         "accuracy": _share(sum(d.label == g for g, d in in_scope), len(in_scope)),
-        "oos_precision": precision, "oos_recall": recall, "oos_f1": f1,
+        "oos_precision": precision,
+        "oos_recall": recall,
+        "oos_f1": f1,
     }
 
 
@@ -53,18 +57,26 @@ def paired_z(ours: list[bool], theirs: list[bool]) -> float:
     return (losses - wins) / math.sqrt(losses + wins) if losses + wins else 0.0
 
 
-def _check(name: str, candidate: float | None, active: float | None, margin: float, z: float,
-           confidence_z: float) -> dict[str, Any]:
+def _check(
+    name: str, candidate: float | None, active: float | None, margin: float, z: float, confidence_z: float
+) -> dict[str, Any]:
     """Failed when the candidate is worse by more than the margin and the loss is not chance (paired test)."""
     if candidate is None or active is None:
         return {"metric": name, "candidate": candidate, "active": active, "passed": True, "note": "no held-out rows"}
     worse = candidate < active - margin
-    return {"metric": name, "candidate": round(candidate, 4), "active": round(active, 4),
-            "delta": round(candidate - active, 4), "z": round(z, 2), "passed": not (worse and z >= confidence_z)}
+    return {
+        "metric": name,
+        "candidate": round(candidate, 4),
+        "active": round(active, 4),
+        "delta": round(candidate - active, 4),
+        "z": round(z, 2),
+        "passed": not (worse and z >= confidence_z),
+    }
 
 
-def gate_compare(candidate: AnswerModel, active: AnswerModel, holdout: list[Example], margin: float,
-                 confidence_z: float = 1.64) -> dict[str, Any]:
+def gate_compare(
+    candidate: AnswerModel, active: AnswerModel, holdout: list[Example], margin: float, confidence_z: float = 1.64
+) -> dict[str, Any]:
     """Passed when the candidate is not worse than the active model by more than `margin` on in-scope accuracy
     and out-of-scope F1, unless the held-out set is too small to tell (the paired z below `confidence_z`);
     with the rows where the two decide differently."""
@@ -73,19 +85,33 @@ def gate_compare(candidate: AnswerModel, active: AnswerModel, holdout: list[Exam
     scores = {"candidate": metrics(gold, ours), "active": metrics(gold, theirs)}
     in_scope = [i for i, label in enumerate(gold) if label != OUT_OF_SCOPE]
     answer_z = paired_z([ours[i].label == gold[i] for i in in_scope], [theirs[i].label == gold[i] for i in in_scope])
-    oos_z = paired_z([(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(ours, gold, strict=True)],
-                     [(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(theirs, gold, strict=True)])
-    checks = [_check(name, scores["candidate"][name], scores["active"][name], margin, z, confidence_z)
-              for name, z in (("accuracy", answer_z), ("oos_f1", oos_z))]
+    oos_z = paired_z(
+        [(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(ours, gold, strict=True)],
+        [(d.label == OUT_OF_SCOPE) == (g == OUT_OF_SCOPE) for d, g in zip(theirs, gold, strict=True)],
+    )
+    checks = [
+        _check(name, scores["candidate"][name], scores["active"][name], margin, z, confidence_z)
+        for name, z in (("accuracy", answer_z), ("oos_f1", oos_z))
+    ]
     disagreements = [
-        {"text": text, "gold": label, "candidate": mine.label, "candidate_score": mine.score,
-         "active": other.label, "active_score": other.score}
+        {
+            "text": text,
+            "gold": label,
+            "candidate": mine.label,
+            "candidate_score": mine.score,
+            "active": other.label,
+            "active_score": other.score,
+        }
         for (text, label), mine, other in zip(holdout, ours, theirs, strict=True)
         if mine.label != other.label
     ]
     return {
-        "passed": all(check["passed"] for check in checks), "margin": margin, "confidence_z": confidence_z,
-        "checks": checks, **scores, "n_disagreements": len(disagreements),
+        "passed": all(check["passed"] for check in checks),
+        "margin": margin,
+        "confidence_z": confidence_z,
+        "checks": checks,
+        **scores,
+        "n_disagreements": len(disagreements),
         "disagreements": disagreements[:MAX_DISAGREEMENTS],
     }
 
@@ -98,12 +124,19 @@ def calibrate_threshold(model: AnswerModel, holdout: list[Example], steps: int =
     if OUT_OF_SCOPE not in gold or all(label == OUT_OF_SCOPE for label in gold):
         return None
     ranked = model.predict([text for text, _ in holdout], k=2)
-    rows = [(r[0][1], r[0][1] - (r[1][1] if len(r) > 1 else 0.0), r[0][0] == label) for r, label in zip(ranked, gold, strict=True)]
+    rows = [
+        (r[0][1], r[0][1] - (r[1][1] if len(r) > 1 else 0.0), r[0][0] == label)
+        for r, label in zip(ranked, gold, strict=True)
+    ]
     best, best_value = 0.0, -1.0
     for i in range(steps + 1):
         threshold = i / steps
-        value = sum(float(ok) if top >= threshold and gap >= model.margin else (0.0 if ok else 0.5 + 0.5 * (label == OUT_OF_SCOPE))
-                    for (top, gap, ok), label in zip(rows, gold, strict=True))
+        value = sum(
+            float(ok)
+            if top >= threshold and gap >= model.margin
+            else (0.0 if ok else 0.5 + 0.5 * (label == OUT_OF_SCOPE))
+            for (top, gap, ok), label in zip(rows, gold, strict=True)
+        )
         if value > best_value:
             best, best_value = threshold, value
     return best
@@ -115,8 +148,10 @@ def tradeoff_curve(model: AnswerModel, holdout: list[Example], steps: int = 40) 
     if not holdout:
         return {}
     ranked = model.predict([text for text, _ in holdout], k=2)
-    rows = [(r[0][1], r[0][1] - (r[1][1] if len(r) > 1 else 0.0), r[0][0] == gold, gold != OUT_OF_SCOPE)
-            for r, (_, gold) in zip(ranked, holdout, strict=True)]
+    rows = [
+        (r[0][1], r[0][1] - (r[1][1] if len(r) > 1 else 0.0), r[0][0] == gold, gold != OUT_OF_SCOPE)
+        for r, (_, gold) in zip(ranked, holdout, strict=True)
+    ]
     n_in_scope = sum(1 for *_, in_scope in rows if in_scope)
     points = []
     for i in range(steps + 1):
@@ -124,7 +159,18 @@ def tradeoff_curve(model: AnswerModel, holdout: list[Example], steps: int = 40) 
         answered = [(right, in_scope) for top, gap, right, in_scope in rows if top >= threshold and gap >= model.margin]
         right = sum(1 for ok, in_scope in answered if ok and in_scope)
         covered = sum(1 for _, in_scope in answered if in_scope)
-        points.append({"threshold": round(threshold, 4), "coverage": _share(covered, n_in_scope),
-                       "precision": _share(right, len(answered)), "answered": len(answered)})
-    return {"points": points, "n": len(rows), "n_in_scope": n_in_scope, "margin": model.margin,
-            "calibrated_threshold": model.threshold}
+        points.append(
+            {
+                "threshold": round(threshold, 4),
+                "coverage": _share(covered, n_in_scope),
+                "precision": _share(right, len(answered)),
+                "answered": len(answered),
+            }
+        )
+    return {
+        "points": points,
+        "n": len(rows),
+        "n_in_scope": n_in_scope,
+        "margin": model.margin,
+        "calibrated_threshold": model.threshold,
+    }

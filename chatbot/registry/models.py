@@ -61,7 +61,9 @@ class TrainingRun(models.Model):
     encoder = models.CharField(max_length=32, blank=True)
     counts = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
-    history = models.JSONField(default=list, blank=True, help_text="One entry per epoch: losses and validation accuracy.")
+    history = models.JSONField(
+        default=list, blank=True, help_text="One entry per epoch: losses and validation accuracy."
+    )
     metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)

@@ -25,8 +25,10 @@ Example = tuple[str, str]
 __all__ = ["OUT_OF_SCOPE", "training_examples", "training_run_create", "training_run_execute"]
 QUEUED_EXPIRY = timedelta(hours=6)
 NEVER_PICKED_UP = "No training worker picked this run up within 6 hours (is one serving the training queue?)."
-STALE_REASON = ("The training worker stopped before the run finished (killed, out of memory or crashed). "
-                "The active model was not changed.")
+STALE_REASON = (
+    "The training worker stopped before the run finished (killed, out of memory or crashed). "
+    "The active model was not changed."
+)
 
 
 class TrainingError(Exception):
@@ -57,7 +59,8 @@ def training_run_create(*, trigger: str, user: Any = None) -> TrainingRun:
         serialise_in_transaction()
         queued = TrainingRun.objects.select_for_update().filter(status=TrainingRun.Status.QUEUED)
         queued.filter(created_at__lt=timezone.now() - QUEUED_EXPIRY).update(
-            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=NEVER_PICKED_UP)
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=NEVER_PICKED_UP
+        )
         waiting = queued.first()
         if waiting:
             return waiting
@@ -115,14 +118,18 @@ def _train_and_gate(run: TrainingRun) -> None:
         _finish(run, TrainingRun.Status.SKIPPED)
         return
     if dataset.counts["pairs"] < 2:
-        raise TrainingError("The knowledge base needs at least two active Q&A pairs to train; the active model was kept.")
+        raise TrainingError(
+            "The knowledge base needs at least two active Q&A pairs to train; the active model was kept."
+        )
     started = time.monotonic()
     model = AnswerModel.fit(dataset.train, config, on_epoch=lambda event: _progress(run, event))
     seconds = time.monotonic() - started
     _calibrate(model, dataset)
     logger.info("run %s: trained in %.1f s, threshold %.3f margin %.3f", run.pk, seconds, model.threshold, model.margin)
     version = model_version_register(
-        model, metrics={**model.info, "train_seconds": round(seconds, 2)}, fingerprint=run.fingerprint,
+        model,
+        metrics={**model.info, "train_seconds": round(seconds, 2)},
+        fingerprint=run.fingerprint,
         calibration=tradeoff_curve(model, dataset.holdout),
     )
     run.model_version, run.gate = version, _gate(model, dataset)
@@ -164,8 +171,9 @@ def _gate(candidate: AnswerModel, dataset: Dataset) -> dict[str, Any]:
         current = model_version_load(active)
     except ArtifactError as error:
         return {"passed": True, "active_version": active.pk, "note": f"The active model cannot be loaded ({error})."}
-    result = gate_compare(candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN,
-                          settings.CHATBOT_GATE_CONFIDENCE_Z)
+    result = gate_compare(
+        candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN, settings.CHATBOT_GATE_CONFIDENCE_Z
+    )
     return {**result, "active_version": active.pk}
 
 

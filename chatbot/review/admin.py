@@ -54,8 +54,11 @@ class StatusFilter(admin.SimpleListFilter):
     def choices(self, changelist: Any) -> Any:
         value = self.value() or ReviewItem.Status.PENDING
         for lookup, title in self.lookup_choices:
-            yield {"selected": value == lookup, "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                   "display": title}
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value() or ReviewItem.Status.PENDING
@@ -64,8 +67,17 @@ class StatusFilter(admin.SimpleListFilter):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ("message_text", "reasons", "priority", "confidence_display", "candidates", "cluster_link",
-                    "transcript", "asked_at", "status")
+    list_display = (
+        "message_text",
+        "reasons",
+        "priority",
+        "confidence_display",
+        "candidates",
+        "cluster_link",
+        "transcript",
+        "asked_at",
+        "status",
+    )
     list_filter = (StatusFilter, ReasonFilter)
     search_fields = ("message__text",)
     list_select_related = ("message__reply", "message__conversation", "pair")
@@ -116,8 +128,9 @@ class ReviewItemAdmin(admin.ModelAdmin):
         if item.cluster is None:
             return ""
         url = reverse("admin:review_reviewitem_changelist") + f"?cluster={item.cluster}"
-        return format_html('<a href="{}" title="select the whole group">group {} ({})</a>', url, item.cluster,
-                           item.cluster_size)
+        return format_html(
+            '<a href="{}" title="select the whole group">group {} ({})</a>', url, item.cluster, item.cluster_size
+        )
 
     @admin.display(description="conversation")
     def transcript(self, item: ReviewItem) -> str:
@@ -128,21 +141,35 @@ class ReviewItemAdmin(admin.ModelAdmin):
     def asked_at(self, item: ReviewItem) -> Any:
         return item.message.created_at
 
-    def _intermediate(self, request: HttpRequest, queryset: QuerySet, action: str, title: str, form: Any) -> TemplateResponse:
-        context = {**self.admin_site.each_context(request), "title": title, "items": queryset.select_related("message"),
-                   "form": form, "action": action, "opts": self.model._meta, "media": self.media + form.media,
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    def _intermediate(
+        self, request: HttpRequest, queryset: QuerySet, action: str, title: str, form: Any
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "items": queryset.select_related("message"),
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/review/reviewitem/decide.html", context)
 
     @admin.action(description="Attach to a Q&A pair as alternate questions", permissions=["change"])
     def attach_to_pair(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
-        form = AttachForm(request.POST if "apply" in request.POST else None, admin_site=self.admin_site,
-                          initial={"pair": _most_likely_pair(queryset)})
+        form = AttachForm(
+            request.POST if "apply" in request.POST else None,
+            admin_site=self.admin_site,
+            initial={"pair": _most_likely_pair(queryset)},
+        )
         if "apply" in request.POST and form.is_valid():
-            count = review_attach(items=list(queryset.select_related("message")), pair=form.cleaned_data["pair"],
-                                  user=request.user)
-            self.message_user(request, f"{count} message(s) attached to “{form.cleaned_data['pair']}”; "
-                                       "learned at the next training.")
+            count = review_attach(
+                items=list(queryset.select_related("message")), pair=form.cleaned_data["pair"], user=request.user
+            )
+            self.message_user(
+                request, f"{count} message(s) attached to “{form.cleaned_data['pair']}”; learned at the next training."
+            )
             return None
         return self._intermediate(request, queryset, "attach_to_pair", "Attach to a Q&A pair", form)
 
@@ -150,15 +177,23 @@ class ReviewItemAdmin(admin.ModelAdmin):
     def create_pair(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
         first = queryset.select_related("message").order_by("message_id").first()
         text = first.message.text[:500] if first else ""
-        form = NewPairForm(request.POST if "apply" in request.POST else None,
-                           initial={"question": text, "language": detect_language(text)})
+        form = NewPairForm(
+            request.POST if "apply" in request.POST else None,
+            initial={"question": text, "language": detect_language(text)},
+        )
         if "apply" in request.POST and form.is_valid():
             data = form.cleaned_data
-            pair = review_new_pair(items=list(queryset.select_related("message")), question=data["question"],
-                                   answer=data["answer"], language=data["language"], category=data["category"],
-                                   user=request.user)
-            self.message_user(request, f"Pair “{pair}” created with {queryset.count()} message(s); "
-                                       "learned at the next training.")
+            pair = review_new_pair(
+                items=list(queryset.select_related("message")),
+                question=data["question"],
+                answer=data["answer"],
+                language=data["language"],
+                category=data["category"],
+                user=request.user,
+            )
+            self.message_user(
+                request, f"Pair “{pair}” created with {queryset.count()} message(s); learned at the next training."
+            )
             return None
         return self._intermediate(request, queryset, "create_pair", "Create a Q&A pair", form)
 

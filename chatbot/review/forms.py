@@ -9,8 +9,9 @@ class AttachForm(forms.Form):
     def __init__(self, *args: object, admin_site: admin.AdminSite, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         widget = admin.widgets.AutocompleteSelect(ReviewItem._meta.get_field("pair"), admin_site)
-        self.fields["pair"] = forms.ModelChoiceField(queryset=QAPair.objects.filter(is_active=True), label="Q&A pair",
-                                                     widget=widget)
+        self.fields["pair"] = forms.ModelChoiceField(
+            queryset=QAPair.objects.filter(is_active=True), label="Q&A pair", widget=widget
+        )
 
 
 class NewPairForm(forms.ModelForm):

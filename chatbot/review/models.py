@@ -24,8 +24,9 @@ class ReviewItem(models.Model):
     near_tie = models.BooleanField("near tie", default=False)
     negative_feedback = models.BooleanField("thumbs down", default=False)
     confidence = models.FloatField(null=True, blank=True)
-    cluster = models.PositiveBigIntegerField(null=True, blank=True, db_index=True,
-                                             help_text="Id of the first message of its group of similar messages.")
+    cluster = models.PositiveBigIntegerField(
+        null=True, blank=True, db_index=True, help_text="Id of the first message of its group of similar messages."
+    )
     cluster_size = models.PositiveIntegerField(default=1)
     pair = models.ForeignKey("knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

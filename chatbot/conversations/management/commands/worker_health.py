@@ -5,7 +5,9 @@ from chatbot.registry.engine import active_version_id
 
 
 class Command(BaseCommand):
-    help = "Health check for inference workers: fails when none reported recently or one does not serve the active model."
+    help = (
+        "Health check for inference workers: fails when none reported recently or one does not serve the active model."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         workers, active = workers_status(), active_version_id()

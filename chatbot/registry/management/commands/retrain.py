@@ -49,8 +49,10 @@ class Command(BaseCommand):
         if run.status == TrainingRun.Status.SKIPPED:
             self.stdout.write(f"{run}: nothing changed since the last run.")
             return
-        self.stdout.write(self.style.SUCCESS(
-            f"{run} finished in {run.duration_seconds:.1f} s: {run.model_version} in service "
-            f"({run.counts.get('train')} training and {run.counts.get('held_out')} held-out examples, "
-            f"{run.counts.get('pairs')} pairs)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{run} finished in {run.duration_seconds:.1f} s: {run.model_version} in service "
+                f"({run.counts.get('train')} training and {run.counts.get('held_out')} held-out examples, "
+                f"{run.counts.get('pairs')} pairs)."
+            )
+        )
