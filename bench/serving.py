@@ -229,7 +229,7 @@ def table(rows: list[dict]) -> str:
         floor = by.get(("floor", clients))
         if mode == "model" and floor and floor["answers_per_s"]:
             lines.append(
-                f"- {clients} clients: model/floor answers/s = "
+                f"- {clients} clients (medians of the rounds): model/floor answers/s = "
                 f"{row['answers_per_s'] / floor['answers_per_s']:.0%}; p50 model - floor = "
                 f"{row['p50_ms'] - floor['p50_ms']:+.2f} ms"
             )
@@ -256,4 +256,10 @@ if __name__ == "__main__":
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbot_bench"),
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
-    main(parser.parse_args())
+    parser.add_argument("--summarize", nargs="*", type=Path, help="print the table of saved JSON lines and exit")
+    arguments = parser.parse_args()
+    if arguments.summarize:
+        saved = [json.loads(line) for path in arguments.summarize for line in open(path) if line.startswith("{")]
+        print(table(saved))
+    else:
+        main(arguments)

@@ -139,7 +139,15 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # socket_timeout None: redis-py's default read timeout would drop idle clients.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # max_connections: a pool that runs out raises at once; 200 browsers connecting together
+                # need more than redis-py's default.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "max_connections": env_int("CHATBOT_REDIS_MAX_CONNECTIONS", 2000),
+                    }
+                ],
                 # Capacity is per server process, not per user: the default (100) loses replies under load.
                 "capacity": env_int("CHATBOT_CHANNEL_CAPACITY", 5000),
                 "expiry": 60,

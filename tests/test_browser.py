@@ -1,5 +1,6 @@
 """The chat page in Debian's Chromium, driven by Playwright, against the running stack."""
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -74,9 +75,15 @@ def test_a_customer_asks_clicks_a_suggestion_and_thumbs_up(page):
 
 
 def test_chinese_question_gets_the_chinese_answer(page):
-    ask(page, "我想退货怎么办")
-    bot = page.locator(".msg.bot .msg-text").last
-    expect(bot).to_contain_text("退", timeout=20000)
+    # given: a Chinese pair and one of the ways customers ask it
+    pair = QAPair.objects.get(question="怎么申请退货？")
+    asked = pair.alternates.first().text
+    # when
+    page.locator(".lang-btn[data-lang='zh']").click()
+    ask(page, asked)
+    # then: its Chinese answer, under the Chinese interface
+    expect(page.locator(".msg.bot .msg-text").last).to_have_text(answer_plain(pair.answer), timeout=20000)
+    expect(page.locator("#chat-input")).to_have_attribute("placeholder", re.compile("[\u4e00-\u9fff]"))
 
 
 def test_customer_and_answer_text_can_never_run_script(page):

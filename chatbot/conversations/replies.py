@@ -48,7 +48,8 @@ def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: 
         return reply_for_pair(live[0][0], live[0][1], candidates)
     same_language = [pair for pair, _ in live if pair.language == language and not pair.handoff]
     others = [pair for pair, _ in live if pair.language != language and not pair.handoff]
-    chosen = (same_language + others)[: settings.CHATBOT_SUGGESTIONS]
+    # Suggestions in the customer's language; the other language only when the model offers none.
+    chosen = (same_language or others)[: settings.CHATBOT_SUGGESTIONS]
     suggestions = [{"id": pair.pk, "question": pair.question} for pair in chosen]
     suggestions += _handoff_suggestion(language, suggestions)
     confidence = live[0][1] if live else 0.0

@@ -191,7 +191,7 @@ def _reply(message: Message, loaded: Any) -> Reply:
         return reply_for_pair(_noop_pair(), 1.0, [])
     if loaded is None:
         return reply_compose(text=message.text, ranked=None, decide=None)
-    ranked = loaded.model.predict([message.text], k=10)[0]
+    ranked = loaded.model.predict([message.text], k=20)[0]
     return reply_compose(text=message.text, ranked=ranked, decide=loaded.model.decide)
 
 
