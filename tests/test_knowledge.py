@@ -119,3 +119,35 @@ def test_answer_html_keeps_links_and_drops_scripts():
 def test_it_detects_chinese_and_english():
     assert detect_language("我的订单在哪里") == "zh"
     assert detect_language("where is my order") == "en"
+
+
+def test_the_admin_import_previews_rows_and_shows_row_errors(admin_client):
+    # given
+    good = [{"question": "Do you ship to Macau?", "answer": "Yes, in 3-5 days.", "alternates": ["macau delivery"],
+             "language": "en", "category": "shipping"}]
+    bad = good + [{"question": "Broken row", "answer": "", "alternates": [], "language": "xx", "category": ""}]
+    # when: a good file
+    response = admin_client.post(
+        "/admin/knowledge/qapair/import/",
+        {"resource": "0", "format": "1", "import_file": _upload("good.json", good)},
+    )
+    # then: a preview with a confirm button, and nothing saved yet
+    assert response.status_code == 200
+    assert b"Do you ship to Macau?" in response.content and b"Confirm import" in response.content
+    assert not QAPair.objects.filter(question="Do you ship to Macau?").exists()
+    # when: a file with a bad row
+    response = admin_client.post(
+        "/admin/knowledge/qapair/import/",
+        {"resource": "0", "format": "1", "import_file": _upload("bad.json", bad)},
+    )
+    # then: the row's errors, no confirm button
+    assert response.status_code == 200
+    assert b"Confirm import" not in response.content
+    assert b"Some rows failed to validate" in response.content
+    assert b"This field cannot be blank." in response.content and b"is not a valid choice." in response.content
+
+
+def _upload(name, rows):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, json.dumps(rows).encode(), content_type="application/json")
