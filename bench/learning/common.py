@@ -16,10 +16,29 @@ DATABASE = os.environ.get("BENCH_LEARNING_DB", "chatbot_learning_bench")
 def django_start(*, fresh: bool = True) -> None:
     """Production settings against database `chatbot_learning_bench` (recreated), training in this process."""
     if fresh:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {DATABASE}",
-                        "-c", f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
-    os.environ.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DATABASE}", SECRET_KEY="bench-" + "x" * 50,
-                      ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="chatbot.settings")
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                f"DROP DATABASE IF EXISTS {DATABASE}",
+                "-c",
+                f"CREATE DATABASE {DATABASE}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    os.environ.update(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        SECRET_KEY="bench-" + "x" * 50,
+        ALLOWED_HOSTS="127.0.0.1",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
+    )
     os.environ.setdefault("CHATBOT_VAR_DIR", f"/tmp/{DATABASE}")
     os.environ.setdefault("CHATBOT_ENCODER", "ngram")
     sys.path.insert(0, str(ROOT))
@@ -58,7 +77,10 @@ def knowledge_base_load(by_intent: dict[str, list[str]], oos: list[str], *, per_
         pair = QAPair.objects.create(question=texts[0], answer=f"Intent {intent}", category=intent[:64])
         AlternateQuestion.objects.bulk_create(
             [AlternateQuestion(pair=pair, text=t) for t in dict.fromkeys(texts[1:per_intent]) if t != texts[0]],
-            ignore_conflicts=True)
+            ignore_conflicts=True,
+        )
         ids[intent] = pair.pk
-    OutOfScopeExample.objects.bulk_create([OutOfScopeExample(text=t) for t in dict.fromkeys(oos)], ignore_conflicts=True)
+    OutOfScopeExample.objects.bulk_create(
+        [OutOfScopeExample(text=t) for t in dict.fromkeys(oos)], ignore_conflicts=True
+    )
     return ids

@@ -21,9 +21,15 @@ def timed_run() -> dict:
 
     started, cpu = time.monotonic(), time.process_time()
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))
-    return {"status": run.status, "wall_seconds": round(time.monotonic() - started, 1),
-            "cpu_seconds": round(time.process_time() - cpu, 1), "load_average": os.getloadavg(),
-            "train_seconds": run.metrics.get("train_seconds"), "counts": run.counts, "error": run.error[:200]}
+    return {
+        "status": run.status,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "load_average": os.getloadavg(),
+        "train_seconds": run.metrics.get("train_seconds"),
+        "counts": run.counts,
+        "error": run.error[:200],
+    }
 
 
 def main() -> None:
@@ -36,8 +42,10 @@ def main() -> None:
 
     from chatbot.knowledge.models import OutOfScopeExample, QAPair
 
-    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "torch_threads": torch.get_num_threads()}
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch_threads": torch.get_num_threads(),
+    }
     call_command("load_demo", no_train=True, verbosity=0)
     results["demo"] = [timed_run(), timed_run()]
     QAPair.objects.all().delete()
