@@ -34,7 +34,10 @@ check: install  ## Lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+audit: install  ## Known vulnerabilities in the pinned requirements (pip-audit)
+	$(VENV)/bin/pip-audit -r requirements.txt -r requirements-dev.txt --no-deps --disable-pip --progress-spinner off
+
 bench: install  ## Run the benchmarks (minutes; see BENCHMARKS.md)
 	bash bench/run_all.sh
 
-.PHONY: help install run browser test check bench
+.PHONY: help install run browser test check audit bench

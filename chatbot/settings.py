@@ -212,7 +212,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redelivery of an unacknowledged task after a worker dies: Redis' visibility timeout.
 if REDIS_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CHATBOT_VISIBILITY_TIMEOUT", 3600)}
+    # A killed worker's unacknowledged task is restored once it is this old; kombu's default sweep runs
+    # only every ~100 s (10 s timer x every 10th call): sweep every 5 s instead.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CHATBOT_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+    }
     if REDIS_PREFIX:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_PREFIX
 CELERY_TASK_ROUTES = {

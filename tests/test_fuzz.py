@@ -46,13 +46,13 @@ async def exchange(raw_frames: list[str]) -> None:
     communicator = WebsocketCommunicator(application, "/ws/chat/", headers=ORIGIN)
     connected, _ = await communicator.connect()
     assert connected
-    welcome = await communicator.receive_json_from(timeout=10)
+    welcome = await communicator.receive_json_from(timeout=30)
     for raw in raw_frames:
         # given a random frame, then a frame whose answer we know: everything before that answer is an error frame
         await communicator.send_input({"type": "websocket.receive", "text": raw})  # send_to refuses ""
         await communicator.send_to(text_data=SENTINEL)
         while True:
-            output = await communicator.receive_output(timeout=10)
+            output = await communicator.receive_output(timeout=30)
             assert output["type"] == "websocket.send", f"connection closed after {raw[:200]!r}"
             output["text"].encode("utf-8")  # what goes on the wire must be valid UTF-8
             frame = json.loads(output["text"])
@@ -62,7 +62,7 @@ async def exchange(raw_frames: list[str]) -> None:
     # then: the conversation is intact and still answers
     await communicator.send_to(text_data=json.dumps({"type": "message", "id": "after-fuzz", "text": "hello"}))
     await communicator.send_to(text_data=SENTINEL)
-    assert (await communicator.receive_json_from(timeout=10))["reply_to"] is None
+    assert (await communicator.receive_json_from(timeout=30))["reply_to"] is None
     await communicator.disconnect()
     conversation = await Conversation.objects.aget(token=welcome["conversation"])
     assert await Message.objects.filter(conversation=conversation, client_id="after-fuzz").aexists()

@@ -268,6 +268,7 @@ class Client:
         self.number, self.questions, self.tally, self.args = number, questions, tally, args
         self.token: str | None = None
         self.waiting: dict[str, str] = {}  # client id -> text, sent and not answered yet
+        self.sent_at: dict[str, float] = {}
         self.sending = True
 
     async def run(self, stop_sending: float, stop_all: float) -> None:
@@ -297,12 +298,14 @@ class Client:
                 lost_at = time.monotonic()  # connection lost (or refused): the gap runs until the next welcome
 
     async def _send(self, ws: websockets.ClientConnection, stop_sending: float) -> None:
+        asyncio.ensure_future(self._retry(ws))
         while time.monotonic() < stop_sending:
             client_id, text = (
                 uuid.uuid4().hex,
                 self.questions[(self.number * 7 + len(self.tally.sent)) % len(self.questions)],
             )
             self.waiting[client_id] = text
+            self.sent_at[client_id] = time.monotonic()
             self.tally.sent.add(client_id)
             await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
             await asyncio.sleep(self.args.interval)
@@ -327,6 +330,15 @@ class Client:
                     self.tally.refused[client_id] = code
                     asyncio.get_running_loop().call_later(1.0, self._resend, ws, client_id)
         await ws.close()
+
+    async def _retry(self, ws: websockets.ClientConnection) -> None:
+        """Like the page after a long wait: send again (same id) what has had no answer for 15 s."""
+        while ws.state.name == "OPEN":
+            await asyncio.sleep(15)
+            for client_id, text in list(self.waiting.items()):
+                if time.monotonic() - self.sent_at.get(client_id, 0) > 15:
+                    self.sent_at[client_id] = time.monotonic()
+                    await ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
 
     def _resend(self, ws: websockets.ClientConnection, client_id: str) -> None:
         if client_id in self.waiting:

@@ -167,14 +167,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text) > settings.CHATBOT_MAX_MESSAGE_CHARS:
             raise FrameError("too_long", f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.")
         try:
-            await database_sync_to_async(services.message_receive, thread_sensitive=False)(
+            message, created = await database_sync_to_async(services.message_receive, thread_sensitive=False)(
                 conversation=self.conversation, client_id=client_id, text=text, suggestion=suggestion,
                 enqueue=enqueue_answer,
             )
+            answer = None if created else await database_sync_to_async(services.answer_for, thread_sensitive=False)(message)
         except Exception:
             logger.exception("message from conversation %s not queued", self.conversation.pk,
                              extra={"conversation_id": self.conversation.pk, "client_id": client_id})
             raise FrameError("unavailable", "The assistant is unavailable right now; please send again shortly.") from None
+        if answer:  # re-sent after its answer was lost on the way (a channel-layer outage): send it again
+            await self.send_json({"type": "answer", **answer})
 
     async def _on_feedback(self, frame: dict[str, Any]) -> None:
         message_id, helpful = frame.get("message_id"), frame.get("helpful")

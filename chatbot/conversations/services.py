@@ -99,6 +99,12 @@ def message_receive(
     return message, False
 
 
+def answer_for(message: Message) -> dict[str, Any] | None:
+    """The `answer` frame of a customer message that has been answered, else None."""
+    bot = Message.objects.filter(reply_to=message).select_related("reply_to").first()
+    return answer_payload(bot) if bot else None
+
+
 def conversations_purge(*, days: int) -> int:
     """Delete conversations (with their messages) not seen for `days` days; returns how many."""
     if days <= 0:

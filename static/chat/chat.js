@@ -369,6 +369,14 @@
         token = null;
         store.remove(TOKEN_KEY);
       }
+      // Closed for being idle (4408) or for too many connections (4429): reconnecting by itself would
+      // defeat the point; the customer's next message, "Retry now" or coming back to the tab reconnects.
+      if (ev.code === 4408 || ev.code === 4429) {
+        clearTimers();
+        retryAt = 0;
+        setConn('offline');
+        return;
+      }
       scheduleReconnect();
     });
   }
@@ -869,6 +877,7 @@
     if (suggestion !== undefined) m.suggestion = suggestion;
     appendMessage(m.el, true);
     flushOutbox(false);
+    if (!ws && !retryTimer) retryNow();
     return true;
   }
 
