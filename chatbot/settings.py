@@ -59,7 +59,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Prefix for every Redis key (broker and channel layer), so that several deployments can share one Redis.
+# Prefix for the channel layer's Redis keys (give each deployment its own Redis database for Celery).
 REDIS_PREFIX = os.environ.get("CHATBOT_REDIS_PREFIX", "")
 PRODUCTION = bool(DATABASE_URL)
 EMBEDDED_SECRET_KEY = "embedded-only-not-for-production"
@@ -219,8 +219,7 @@ if REDIS_URL:
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
     }
-    if REDIS_PREFIX:
-        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_PREFIX
+    # No global_keyprefix for the broker: with it, a killed worker's task was not restored in our tests.
 CELERY_TASK_ROUTES = {
     "chatbot.conversations.tasks.*": {"queue": "inference"},
     "chatbot.registry.tasks.*": {"queue": "training"},

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.core.management import call_command
 
@@ -25,6 +26,7 @@ def django_db_setup(django_test_environment, django_db_blocker):  # noqa: ANN001
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, serialized_aliases=[])
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
         call_command("load_demo", verbosity=0)
     yield
     with django_db_blocker.unblock():
@@ -110,9 +112,10 @@ def wait_for_http(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"daphne did not listen on {port}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
-    """Real processes: daphne (web) and a Celery worker, on the test database and Redis."""
+    """Real processes: daphne (web) and a Celery worker, on the test database and Redis; one set per
+    test module, so that no worker answers the messages of tests that talk to the consumer alone."""
     logs = tmp_path_factory.mktemp("stack-logs")
     port = free_port()
     worker = start_worker(logs)

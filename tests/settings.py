@@ -13,7 +13,8 @@ os.environ.setdefault("CHATBOT_ENCODER", "ngram")
 # A killed worker's unacknowledged task comes back after this many seconds.
 os.environ.setdefault("CHATBOT_VISIBILITY_TIMEOUT", "10")
 os.environ.setdefault("CHATBOT_VAR_DIR", tempfile.mkdtemp(prefix="chatbot-tests-"))
-# Each run has its own Redis keys and test database, so that runs side by side do not meet.
+# Each run has its own test database and channel-layer keys; the Celery queues live in Redis db 15,
+# emptied when the run starts.
 os.environ.setdefault("CHATBOT_REDIS_PREFIX", f"test{os.getpid()}:")
 RUN_ID = os.environ["CHATBOT_REDIS_PREFIX"].rstrip(":")
 
