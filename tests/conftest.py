@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,6 +82,24 @@ class Stack:
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def replace_worker(self, name: str) -> None:
+        """Kill the worker and its pool processes at once (SIGKILL), then start and wait for a new one."""
+        children = child_pids(self.worker.pid)
+        self.worker.send_signal(signal.SIGKILL)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+        self.worker.wait(timeout=10)
+        self.worker = start_worker(self.logs, name=name)
+        wait_for_worker(self.logs, name=name)
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def start_worker(logs: Path, name: str = "worker") -> subprocess.Popen:

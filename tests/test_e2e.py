@@ -1,8 +1,6 @@
 """End to end: a real daphne and a real Celery worker on PostgreSQL and Redis, a real WebSocket client."""
 
 import json
-import os
-import signal
 import time
 import uuid
 
@@ -12,7 +10,6 @@ from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
 from chatbot.registry.models import ModelVersion
-from tests.conftest import start_worker, wait_for_worker
 from tests.e2e import ws_ask, ws_open, ws_wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
@@ -123,13 +120,7 @@ def test_a_killed_worker_loses_no_message(stack):
     for client_id, text in zip(ids, ["refund status", "change my address", "退货", "invoice please"], strict=True):
         ws.send(json.dumps({"type": "message", "id": client_id, "text": text}))
     # when: the worker and its pool process die at once (SIGKILL), and a new worker starts
-    children = _children(stack.worker.pid)
-    stack.worker.send_signal(signal.SIGKILL)
-    for child in children:
-        os.kill(child, signal.SIGKILL)
-    stack.worker.wait(timeout=10)
-    stack.worker = start_worker(stack.logs, name="worker2")
-    wait_for_worker(stack.logs, name="worker2")
+    stack.replace_worker("worker2")
     # then: every message is answered once
     answers, deadline = set(), time.monotonic() + 90
     while answers != set(ids):  # in any order: redelivered messages come last
@@ -140,14 +131,6 @@ def test_a_killed_worker_loses_no_message(stack):
     for client_id in ids:
         assert Message.objects.filter(reply_to__client_id=client_id, conversation__token=welcome["conversation"]).count() == 1
     ws.close()
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 def test_healthz_reports_database_redis_and_model(stack):

@@ -2,8 +2,6 @@
 
 import io
 import json
-import os
-import signal
 import threading
 import time
 
@@ -18,7 +16,6 @@ from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_run_create
 from chatbot.review.models import ReviewItem
 from chatbot.review.services import review_new_pair, review_queue_sync
-from tests.conftest import start_worker, wait_for_worker
 from tests.e2e import ws_ask, ws_open
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
@@ -119,14 +116,6 @@ def test_a_rollback_restores_the_earlier_versions_answers(stack):
     ws.close()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
-    except FileNotFoundError:
-        return []
-
-
 def test_a_killed_training_worker_leaves_the_active_model_in_service_and_the_run_failed(stack):
     # given: a training run in progress in the worker
     active = ModelVersion.objects.get(is_active=True)
@@ -138,14 +127,7 @@ def test_a_killed_training_worker_leaves_the_active_model_in_service_and_the_run
 
     _wait_for(training, 300, "the run never started training")
     # when: the worker and its pool process are killed, and a new worker starts
-    children = _children(stack.worker.pid)
-    stack.worker.send_signal(signal.SIGKILL)
-    for child in children:
-        os.kill(child, signal.SIGKILL)
-    stack.worker.wait(timeout=10)
-    name = f"worker-after-training-{run.pk}"
-    stack.worker = start_worker(stack.logs, name=name)
-    wait_for_worker(stack.logs, name=name)
+    stack.replace_worker(f"worker-after-training-{run.pk}")
     # then: the run is failed with the reason, and the same model answers
     _wait_for(lambda: run.refresh_from_db() or run.status == TrainingRun.Status.FAILED, 60, "the run stayed running")
     assert "training worker stopped" in run.error
