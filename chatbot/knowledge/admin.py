@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from import_export.admin import ImportExportModelAdmin
+from import_export.tmp_storages import TempFolderStorage
 
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.resources import CSV, JSON, QAPairResource
@@ -14,11 +15,31 @@ class AlternateQuestionInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class UploadStorage(TempFolderStorage):
+    """The uploaded file, read back as it was sent: the default text mode turns a carriage return inside a
+    quoted CSV cell into a line feed, so an exported answer did not import unchanged."""
+
+    def _open(self, mode: str = "r"):  # type: ignore[no-untyped-def]
+        if self.name and "b" not in mode:
+            return open(self.get_full_path(), mode, encoding=self.encoding, newline="")
+        return super()._open(mode)
+
+
 @admin.register(QAPair)
 class QAPairAdmin(ImportExportModelAdmin):
     resource_classes = [QAPairResource]
     formats = [CSV, JSON]
-    list_display = ("question", "language", "category", "n_alternates", "handoff", "is_active", "updated_at", "updated_by")
+    tmp_storage_class = UploadStorage
+    list_display = (
+        "question",
+        "language",
+        "category",
+        "n_alternates",
+        "handoff",
+        "is_active",
+        "updated_at",
+        "updated_by",
+    )
     list_filter = ("language", "category", "is_active", "handoff")
     list_editable = ("is_active",)
     search_fields = ("question", "answer", "alternates__text")
@@ -45,6 +66,10 @@ class QAPairAdmin(ImportExportModelAdmin):
 
     def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: object) -> dict:
         return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
+
+    def get_import_data_kwargs(self, **kwargs: object) -> dict:
+        # one bad row saves nothing, at the confirming step too (the default keeps the good rows)
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
 
     @admin.action(description="Activate selected pairs")
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -11,6 +11,14 @@ from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.knowledge.text import detect_language
 
 MAX_ALTERNATES = 200
+REQUIRED_COLUMNS = ("question", "answer")
+TEXT_COLUMNS = ("question", "answer", "language", "category")
+TRUE_VALUES = {"1", "true", "yes", "y", "on"}
+FALSE_VALUES = {"0", "false", "no", "n", "off", ""}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class AlternatesWidget(widgets.Widget):
@@ -24,7 +32,8 @@ class AlternatesWidget(widgets.Widget):
         elif isinstance(value, list):
             if not all(isinstance(item, str) for item in value):
                 raise ValueError("alternates must be a list of strings")
-            items = value
+            # a line break separates alternates in CSV and in the export: the same rule for a JSON list
+            items = [line for item in value for line in item.splitlines()]
         else:
             raise ValueError("alternates must be text (one per line) or a list of strings")
         cleaned = list(dict.fromkeys(item.strip() for item in items if item.strip()))
@@ -33,15 +42,30 @@ class AlternatesWidget(widgets.Widget):
         too_long = [item for item in cleaned if len(item) > 500]
         if too_long:
             raise ValueError(f"alternate question longer than 500 characters: {too_long[0][:40]}...")
+        if any("\x00" in item for item in cleaned):
+            raise ValueError("alternate questions must not contain NUL characters")
         return cleaned
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         return "\n".join(value or [])
 
 
+class StrictBooleanWidget(widgets.BooleanWidget):
+    """true/false, 1/0, yes/no (empty: false); anything else is an error, not a silent false."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> bool:
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in TRUE_VALUES | FALSE_VALUES:
+            return value.strip().lower() in TRUE_VALUES
+        raise ValueError(f"handoff must be true or false, not {_short(repr(value), 40)}")
+
+
 class QAPairResource(resources.ModelResource):
     alternates = fields.Field(column_name="alternates", attribute="_alternates", widget=AlternatesWidget())
-    handoff = fields.Field(column_name="handoff", attribute="handoff", widget=widgets.BooleanWidget())
+    handoff = fields.Field(column_name="handoff", attribute="handoff", widget=StrictBooleanWidget())
 
     class Meta:
         model = QAPair
@@ -56,8 +80,29 @@ class QAPairResource(resources.ModelResource):
         super().__init__(**kwargs)
         self.user = user
 
+    def before_import(self, dataset: tablib.Dataset, **kwargs: Any) -> None:
+        """Checks of the whole file, for the admin and the commands alike: columns, and no question twice
+        (a second row would silently overwrite the first)."""
+        headers = dataset.headers or []
+        missing = [name for name in REQUIRED_COLUMNS if name not in headers]
+        if missing:
+            raise ValueError(f"missing column(s): {', '.join(missing)}")
+        seen: dict[str, int] = {}
+        for number, question in enumerate(dataset["question"], start=1):
+            if not isinstance(question, str) or not question.strip():
+                continue  # reported on its row
+            first = seen.setdefault(question.strip(), number)
+            if first != number:
+                raise ValueError(f"row {number}: the question “{_short(question.strip())}” is also on row {first}")
+
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        for key in ("question", "answer", "category", "language"):
+        for key in TEXT_COLUMNS:
+            value = row.get(key)
+            if value is not None and not isinstance(value, str):  # JSON: a number, list or object
+                raise ValueError(f"{key} must be text, not {type(value).__name__}")
+            if value is not None and "\x00" in value:
+                raise ValueError(f"{key} must not contain NUL characters")
+        for key in TEXT_COLUMNS:
             if isinstance(row.get(key), str):
                 row[key] = row[key].strip()
         if not row.get("language") and isinstance(row.get("question"), str):
@@ -75,9 +120,10 @@ class QAPairResource(resources.ModelResource):
             instance.updated_by = self.user
 
     def after_save_instance(self, instance: QAPair, row: Any, **kwargs: Any) -> None:
-        if kwargs.get("dry_run"):
+        alternates = getattr(instance, "_alternates", None)
+        if kwargs.get("dry_run") or alternates is None:  # no alternates column: the pair keeps its alternates
             return
-        wanted = [text for text in getattr(instance, "_alternates", None) or [] if text != instance.question]
+        wanted = [text for text in alternates if text != instance.question]
         curated = instance.alternates.filter(source=AlternateQuestion.Source.CURATED)
         curated.exclude(text__in=wanted).delete()
         existing = set(instance.alternates.values_list("text", flat=True))
@@ -103,8 +149,12 @@ class JSON(base_formats.JSON):
     def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
         data = json.loads(in_stream)
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise ValueError("JSON must be a list of objects with keys question, answer, alternates, language, category")
+            raise ValueError(
+                "JSON must be a list of objects with keys question, answer, alternates, language, category"
+            )
         headers = list(dict.fromkeys(key for item in data for key in item))
+        if data and not headers:  # `[{}]`: tablib would make a dataset without headers, which import_data trips on
+            raise ValueError("JSON objects need at least the keys question and answer")
         dataset = tablib.Dataset(headers=headers)
         for item in data:
             dataset.append([item.get(key, "") for key in headers])

@@ -41,14 +41,19 @@ def qa_import(*, data: str | bytes, file_format: str, user: Any = None, dry_run:
     """Create or update pairs (matched on `question`); nothing is saved when any row is bad."""
     fmt = format_for(f"x.{file_format}")
     if isinstance(data, bytes):
-        data = data.decode("utf-8-sig")
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            return ImportReport(errors=[f"file: not UTF-8 text (byte {error.start}); save it as UTF-8"])
     try:
         dataset = fmt.create_dataset(data)
     except Exception as error:  # tablib and json raise many types for a malformed file
-        return ImportReport(errors=[f"file: cannot read {file_format.upper()}: {error}"])
+        return ImportReport(errors=[f"file: cannot read {file_format.upper()}: {str(error)[:300]}"])
     missing = {"question", "answer"} - set(dataset.headers or [])
     if missing:
         return ImportReport(errors=[f"file: missing column(s): {', '.join(sorted(missing))}"])
+    if not len(dataset):
+        return ImportReport(errors=["file: no rows to import"])
     resource = QAPairResource(user=user)
     result = resource.import_data(dataset, dry_run=True, rollback_on_validation_errors=True)
     report = _report(result)
