@@ -9,7 +9,15 @@ from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry import services
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import engine_get
-from chatbot.registry.gate import gate_compare, tradeoff_curve
+from chatbot.registry.gate import (
+    calibrate,
+    decisions_at,
+    gate_compare,
+    metrics,
+    oos_weight,
+    score_rows,
+    tradeoff_curve,
+)
 from chatbot.registry.lock import TRAINING_LOCK_KEY
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import (
@@ -18,6 +26,7 @@ from chatbot.registry.services import (
     model_version_set_threshold,
     training_run_execute,
 )
+from training import ModelConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +164,76 @@ def test_the_gate_tolerates_a_loss_within_chance_but_not_a_clear_one():
     noise = paired_z([True] * 8 + [False] * 13, [False] * 8 + [True] * 13)  # 8 won, 13 lost
     clear = paired_z([False] * 40 + [True] * 2, [True] * 40 + [False] * 2)
     assert noise < 1.64 < clear
+
+
+class _Scripted:
+    """A model whose best label and top-1 score per text are given (top-2 is a quarter of top-1): the gate reads
+    only predict(), the operating point and the config."""
+
+    def __init__(self, answers: dict[str, tuple[str, float]], transform=lambda score: score) -> None:  # noqa: ANN001
+        self.answers, self.transform = answers, transform
+        self.threshold, self.margin, self.config = 0.0, 0.0, ModelConfig()
+
+    def predict(self, texts: list[str], k: int = 2) -> list[list[tuple[str, float]]]:
+        ranked = [self.answers[text] for text in texts]
+        return [[(label, self.transform(score)), ("other", self.transform(score) / 4)] for label, score in ranked]
+
+
+def _scripted_holdout() -> tuple[list[tuple[str, str]], dict[str, tuple[str, float]]]:
+    """300 in-scope rows (270 answered right with scores 0.45-1.0, 30 wrong with 0.2-0.5) and 20 out-of-scope
+    rows (scores 0.1-0.4): out of scope is 6 % of the rows, as on a held-out set full of reviewed questions."""
+    rng, holdout, answers = random.Random(1), [], {}
+    for i in range(320):
+        text, gold = f"question {i}", ("oos" if i >= 300 else f"p{i % 10}")
+        if gold == "oos":
+            answers[text] = ("p0", rng.uniform(0.1, 0.4))
+        elif i < 270:
+            answers[text] = (gold, rng.uniform(0.45, 1.0))
+        else:
+            answers[text] = (f"p{(i + 1) % 10}", rng.uniform(0.2, 0.5))
+        holdout.append((text, gold))
+    return holdout, answers
+
+
+def test_the_operating_point_is_chosen_on_the_held_out_set_with_out_of_scope_at_its_assumed_share(settings):  # noqa: ANN001
+    holdout, answers = _scripted_holdout()
+    model, gold = _Scripted(answers), [label for _, label in holdout]
+    settings.CHATBOT_GATE_OOS_SHARE = 0.2
+    # the weight makes the 20 out-of-scope rows count as 20 % of the traffic
+    assert oos_weight([label == "oos" for label in gold]) == pytest.approx(0.25 * 300 / 20)
+    # when
+    threshold, margin = calibrate(model, holdout)
+    # then: threshold and margin that keep every right answer and catch most out-of-scope questions
+    decided = metrics(gold, decisions_at(score_rows(model, holdout), threshold, margin))
+    assert decided["accuracy"] == pytest.approx(0.9) and decided["oos_recall"] >= 0.6, (threshold, margin, decided)
+    assert calibrate(model, [row for row in holdout if row[1] != "oos"]) is None  # the trainer's point is kept
+
+
+def test_the_gate_compares_each_model_at_its_own_calibrated_operating_point():
+    # given: a candidate that ranks exactly like the active model but on another score scale, so that the
+    # active model's threshold (and its own stored one, 0) would say "not sure" to the wrong questions
+    holdout, answers = _scripted_holdout()
+    active, candidate = _Scripted(answers), _Scripted(answers, transform=lambda score: score**3)
+    active.threshold = 0.4
+    # when
+    result = gate_compare(candidate, active, holdout, margin=0.0)
+    # then: the two measure the same, and the candidate passes
+    assert result["passed"] and result["n_disagreements"] == 0
+    assert result["candidate"] == result["active"] and result["candidate"]["oos_recall"] >= 0.4
+    assert result["active_in_service"]["oos_recall"] >= 0.9  # as it answers in service, at its own threshold
+
+
+def test_a_model_that_cannot_reach_the_precision_target_still_says_not_sure_to_off_topic_questions():
+    # given: out-of-scope questions scored like the model's wrong answers, so that "not sure" reaches an
+    # out-of-scope precision of 0.85 only by saying it almost never
+    holdout, answers = _scripted_holdout()
+    rng = random.Random(2)
+    for text, gold in holdout:
+        if gold == "oos" or answers[text][0] != gold:
+            answers[text] = (answers[text][0], rng.uniform(0.1, 0.4))
+    model = _Scripted(answers)
+    # when
+    point = calibrate(model, holdout)
+    # then: the trainer's rule without out-of-scope examples (give up at most 5 % of the right answers) is used
+    decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), *point))
+    assert decided["oos_recall"] >= 0.9 and decided["accuracy"] >= 0.85, (point, decided)

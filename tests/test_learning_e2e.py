@@ -2,8 +2,13 @@
 
 import io
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -16,6 +21,7 @@ from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_run_create
 from chatbot.review.models import ReviewItem
 from chatbot.review.services import review_new_pair, review_queue_sync
+from tests.conftest import ROOT, free_port, wait_for_http, wait_for_worker
 from tests.e2e import ws_ask, ws_open
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
@@ -160,3 +166,81 @@ def test_a_retrain_request_while_one_is_queued_reuses_it(monkeypatch):
         assert len(set(runs)) == 1 and sent == [runs[0]]
     finally:
         TrainingRun.objects.filter(pk__in=runs).delete()
+
+
+def _embedded_env(var_dir) -> dict[str, str]:  # noqa: ANN001
+    """`make run`'s settings: no DATABASE_URL or REDIS_URL, so SQLite, the in-memory channel layer, answers
+    computed in the web process and the file-system Celery broker, all under a var dir of its own."""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+    env.update(
+        CHATBOT_VAR_DIR=str(var_dir),
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
+        PYTHONUNBUFFERED="1",
+        CHATBOT_TRAIN_EPOCHS="3",
+        CHATBOT_MODEL_CHECK_SECONDS="0.5",
+    )
+    return env
+
+
+def test_embedded_mode_retrains_through_the_file_system_broker_while_the_web_process_answers(tmp_path):
+    # given: `make run` on a fresh var dir: migrate, load_demo (first model), the web process and the
+    # training worker of Procfile.embedded
+    env, manage = _embedded_env(tmp_path), [sys.executable, "manage.py"]
+    for command in (["migrate", "-v0"], ["load_demo"]):
+        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    port = free_port()
+    worker_command = "celery -A chatbot worker --queues training --concurrency 1 --pool solo --beat"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", *worker_command.split(), "--loglevel", "INFO", "--hostname", "embedded@%h"],
+            cwd=ROOT, env=env, stdout=open(tmp_path / "worker.log", "ab"), stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            manage + ["runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT, env=env, stdout=open(tmp_path / "web.log", "ab"), stderr=subprocess.STDOUT,
+        ),
+    ]  # fmt: skip
+    answers, stop = [], threading.Event()
+
+    def customer() -> None:  # one question a second (the per-connection limit) while the training runs
+        ws, _ = ws_open(SimpleNamespace(ws_url=f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}"))
+        while not stop.is_set():
+            answers.append(ws_ask(ws, "where is my parcel"))
+            time.sleep(1.1)
+        ws.close()
+
+    try:
+        wait_for_worker(tmp_path, name="worker")
+        wait_for_http(port)
+        asking = threading.Thread(target=customer)
+        asking.start()
+        # when
+        retrain = subprocess.run(
+            manage + ["retrain", "--wait", "--timeout", "500"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        time.sleep(3)  # the web process looks at the active version every CHATBOT_MODEL_CHECK_SECONDS
+        stop.set()
+        asking.join(timeout=60)
+    finally:
+        stop.set()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    # then: the run went through the file-system broker and the worker, and put v2 in service
+    assert retrain.returncode == 0 and "v2" in retrain.stdout and "in service" in retrain.stdout, retrain
+    # and every question asked during the training was answered (no "database is locked" on SQLite)
+    logs = "".join((tmp_path / name).read_text(errors="replace") for name in ("web.log", "worker.log"))
+    assert answers and all(answer["type"] == "answer" for answer in answers), answers
+    assert "database is locked" not in logs and "Traceback" not in logs, logs[-3000:]
+    # and the web process switched to the new version without a restart
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        versions = dict(
+            db.execute(
+                "SELECT model_version_id, COUNT(*) FROM conversations_message WHERE sender = 'bot' GROUP BY 1"
+            ).fetchall()
+        )
+    assert versions.get(1) and versions.get(2), versions

@@ -15,6 +15,9 @@ from chatbot.review.services import review_queue_sync
 
 pytestmark = pytest.mark.django_db
 QUEUE = "admin:review_reviewitem_changelist"
+# Text in a script the demo knowledge base never uses: no n-gram the model knows, so near-uniform scores and
+# "not sure" at any calibrated operating point (Latin gibberish scored 0.09 with one training, 0.48 with another).
+UNANSWERABLE = "ฟหกด ฟหกด ฟหกด"
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def item(message: Message) -> ReviewItem:
 
 def test_it_queues_what_needs_a_human_and_ranks_feedback_and_unanswered_first():
     # given
-    unanswered = asked("zxq vlorp gnarf blib")
+    unanswered = asked(UNANSWERABLE)
     thumbs_down = asked("where is my parcel", helpful=False)
     fine = asked("where is my parcel")
     # when
@@ -63,8 +66,10 @@ def test_a_thumbs_down_after_the_answer_sends_the_message_to_the_queue():
 
 
 def test_it_groups_similar_messages_by_the_models_embedding():
-    first, second = asked("do you offer student discounts"), asked("is there a discount for students")
-    other = asked("zxq vlorp gnarf blib")
+    # the thumbs down puts both in the queue whatever the model's confidence
+    first = asked("do you offer student discounts", helpful=False)
+    second = asked("is there a discount for students", helpful=False)
+    other = asked(UNANSWERABLE)
     review_queue_sync()
     assert item(first).cluster == item(second).cluster == first.pk
     assert item(first).cluster_size == 2 and item(other).cluster != first.pk

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store
 from chatbot.registry.dataset import OUT_OF_SCOPE, Dataset, dataset_build
-from chatbot.registry.gate import calibrate_threshold, gate_compare, tradeoff_curve
+from chatbot.registry.gate import calibrate, gate_compare, tradeoff_curve
 from chatbot.registry.lock import serialise_in_transaction, training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from training import AnswerModel, ModelConfig
@@ -148,13 +148,17 @@ def _train_and_gate(run: TrainingRun) -> None:
 
 
 def _calibrate(model: AnswerModel, dataset: Dataset) -> None:
-    """The out-of-scope threshold, chosen on the held-out set (the trainer's own choice when it has no
-    out-of-scope rows); stored with the version, and an operator can move it."""
-    threshold = calibrate_threshold(model, dataset.holdout)
-    model.meta["trainer_threshold"] = model.threshold
-    if threshold is not None:
-        model.threshold = threshold
-        model.meta["threshold"] = threshold
+    """The out-of-scope operating point (threshold and top-2 margin, chosen together) on the held-out set, which
+    the model never trained on; the trainer's own choice when the held-out set has no in-scope or no
+    out-of-scope rows. Stored with the version; an operator can move the threshold."""
+    model.meta["trainer_threshold"], model.meta["trainer_margin"] = model.threshold, model.margin
+    point = calibrate(model, dataset.holdout)
+    if point is not None:
+        model.threshold, model.margin = point
+        model.meta["threshold"], model.meta["margin"] = point
+        model.meta["operating_point"] = "held-out set"
+    else:
+        model.meta["operating_point"] = "trainer (held-out set lacks in-scope or out-of-scope rows)"
 
 
 def _unchanged(run: TrainingRun) -> bool:
