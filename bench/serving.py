@@ -20,41 +20,22 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import ROOT, production_env, web_command, worker_command  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 
 MESSAGES = {1: 200, 50: 20, 200: 10, 1000: 4}
-# As in the Procfile: handshakes wait for the database under a connection storm; frames are capped at the server.
-DAPHNE_OPTIONS = [
-    "--websocket_connect_timeout",
-    "30",
-    "--websocket-max-message-size",
-    "65536",
-    "--websocket-max-frame-size",
-    "65536",
-]
 
 
 def bench_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=args.database_url,
-        REDIS_URL=args.redis_url,
-        DJANGO_SETTINGS_MODULE="chatbot.settings",
-        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="0",
-        SECURE_COOKIES="0",
+    return production_env(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        var_dir=os.environ.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"),
+        secret="bench",
         LOG_LEVEL="WARNING",
-        CHATBOT_RATE_BURST="100000",
-        CHATBOT_RATE_PER_SECOND="100000",
-        CHATBOT_IP_RATE_BURST="1000000",
-        CHATBOT_IP_RATE_PER_SECOND="1000000",
-        CHATBOT_IP_MAX_CONNECTIONS="100000",
-        CHATBOT_VAR_DIR=env.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"),
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 def run(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
@@ -84,21 +65,7 @@ def prepare(env: dict[str, str], args: argparse.Namespace) -> None:
 
 def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            *DAPHNE_OPTIONS,
-            "chatbot.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(RESULTS / "web.log", "ab"),
-        stderr=subprocess.STDOUT,
+        web_command(port), cwd=ROOT, env=env, stdout=open(RESULTS / "web.log", "ab"), stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
     while subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/healthz"]).returncode:
@@ -110,24 +77,7 @@ def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
 
 def start_worker(env: dict[str, str], noop: bool, concurrency: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "chatbot",
-            "worker",
-            "-Q",
-            "inference,training",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "WARNING",
-            "--hostname",
-            f"bench{int(noop)}@%h",
-        ],
+        worker_command(f"bench{int(noop)}", concurrency=concurrency, loglevel="WARNING"),
         cwd=ROOT,
         env={**env, "CHATBOT_NOOP_MODEL": "1" if noop else "0"},
         stdout=open(RESULTS / "worker.log", "ab"),

@@ -220,6 +220,15 @@ if REDIS_URL:
         "unacked_restore_throttle": 1,
     }
     # No global_keyprefix for the broker: with it, a killed worker's task was not restored in our tests.
+# Customer messages whose answer task was lost between Redis and a killed worker (kombu's BRPOP takes a task
+# off the queue before it is recorded as unacknowledged) are queued again from PostgreSQL: every
+# CHATBOT_RECOVERY_SECONDS each worker asks for a sweep (0: never); a message unanswered this many seconds
+# after it was stored counts as lost, up to the horizon, at most CHATBOT_RECOVERY_ATTEMPTS times.
+CHATBOT_RECOVERY_SECONDS = env_float("CHATBOT_RECOVERY_SECONDS", 30.0)
+CHATBOT_RECOVERY_AFTER_SECONDS = env_float("CHATBOT_RECOVERY_AFTER_SECONDS", 60.0)
+CHATBOT_RECOVERY_HORIZON_SECONDS = env_float("CHATBOT_RECOVERY_HORIZON_SECONDS", 6 * 3600.0)
+CHATBOT_RECOVERY_ATTEMPTS = env_int("CHATBOT_RECOVERY_ATTEMPTS", 3)
+CHATBOT_RECOVERY_LIMIT = env_int("CHATBOT_RECOVERY_LIMIT", 500)
 CELERY_TASK_ROUTES = {
     "chatbot.conversations.tasks.*": {"queue": "inference"},
     "chatbot.registry.tasks.*": {"queue": "training"},

@@ -46,6 +46,22 @@ def _disconnect_others() -> None:
     connection.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_address_limits(monkeypatch) -> None:  # noqa: ANN001
+    """Each test starts with no per-address connection counts or rate buckets.
+
+    They live in the consumer's process, as in one daphne; here many tests share one process and one address
+    (WebsocketCommunicator sets no client address: every such connection comes from "unknown"), and some
+    tests change the limits' settings. A bucket keeps the burst and rate it was made with, so the bucket an
+    earlier module made for "unknown" (burst 40, 10/s) rate-limited the fuzz tests' frames, whose settings ask
+    for 10,000: their sentinel got `rate_limited` instead of its answer and they timed out.
+    """
+    from chatbot.conversations import consumers
+    from chatbot.conversations.ratelimit import AddressLimits
+
+    monkeypatch.setattr(consumers, "_addresses", AddressLimits())
+
+
 @pytest.fixture
 def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # noqa: ANN001
     """Database access without a wrapping transaction, for code that runs in other threads or processes."""
@@ -65,6 +81,10 @@ def subprocess_env() -> dict[str, str]:
     env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "chatbot.settings"
     env["PYTHONUNBUFFERED"] = "1"
+    # Customer messages whose task was lost with a killed worker are queued again from PostgreSQL: sweep
+    # every 2 s for messages unanswered 15 s after they were stored (production: 30 s and 60 s).
+    env.setdefault("CHATBOT_RECOVERY_SECONDS", "2")
+    env.setdefault("CHATBOT_RECOVERY_AFTER_SECONDS", "15")
     return env
 
 

@@ -7,8 +7,10 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 
 from chatbot.asgi import application
+from chatbot.conversations import consumers, services
 from chatbot.conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.usefixtures("committed_db")
@@ -143,3 +145,35 @@ async def test_an_unknown_token_starts_a_new_conversation():
     communicator, welcome = await connect("/ws/chat/?conversation=not-a-real-token")
     assert welcome["resumed"] is False and welcome["conversation"] != "not-a-real-token"
     await communicator.disconnect()
+
+
+async def test_feedback_while_the_database_is_down_gets_unavailable_and_keeps_the_connection(monkeypatch):
+    communicator, _ = await connect()
+
+    def down(**kwargs: object) -> bool:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "feedback_record", down)
+    error = await send_raw(communicator, json.dumps({"type": "feedback", "message_id": 1, "helpful": True}))
+    assert error["code"] == "unavailable"
+    monkeypatch.undo()
+    error = await send_raw(communicator, json.dumps({"type": "feedback", "message_id": 999999999, "helpful": True}))
+    assert error["code"] == "bad_request"
+    await communicator.disconnect()
+
+
+async def test_a_connection_that_crashes_gives_its_place_in_the_address_limit_back(monkeypatch):
+    # given: a connection counted against its address ("unknown": the communicator sets no client)
+    communicator, _ = await connect()
+    assert consumers._addresses.connections == {"unknown": 1}
+
+    async def bug(self: consumers.ChatConsumer, frame: dict) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(consumers.ChatConsumer, "_on_feedback", bug)
+    # when: a handler raises, which ends the consumer without a disconnect
+    await communicator.send_to(text_data=json.dumps({"type": "feedback", "message_id": 1, "helpful": True}))
+    with pytest.raises(RuntimeError):
+        await communicator.receive_output(timeout=5)
+    # then: the place is given back (50 such crashes locked the address out of the process)
+    assert consumers._addresses.connections == {}

@@ -1,10 +1,13 @@
 """Small, deterministic versions of the fault drills in bench/faults/ (which run the whole stack)."""
 
+import time
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
-from chatbot.conversations import services
+from chatbot.conversations import services, tasks
 from chatbot.conversations.models import Conversation, Message
 from chatbot.health import heartbeat_once
 from chatbot.registry.artifacts import sha256
@@ -87,3 +90,47 @@ def test_an_answered_message_is_not_enqueued_again(django_capture_on_commit_call
         conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None, enqueue=enqueued.append
     )
     assert enqueued == [message.pk] and services.message_answer(message.pk).pk == first.pk
+
+
+def test_a_message_left_unanswered_is_queued_again_from_the_database_a_few_times_at_most(settings, monkeypatch):
+    # given: a message whose task was lost long ago, one just stored, and one answered long ago
+    settings.CHATBOT_RECOVERY_SECONDS, settings.CHATBOT_RECOVERY_AFTER_SECONDS = 0.2, 0.5
+    settings.CHATBOT_RECOVERY_ATTEMPTS = 2
+    conversation = Conversation.objects.create()
+    lost, just_stored, answered = (
+        Message.objects.create(conversation=conversation, sender=Message.Sender.CUSTOMER, client_id=name, text=text)
+        for name, text in [("lost", "refund"), ("new", "hello"), ("answered", "where is my parcel")]
+    )
+    services.message_answer(answered.pk)
+    Message.objects.filter(pk__in=[lost.pk, answered.pk]).update(
+        created_at=timezone.now() - timezone.timedelta(minutes=5)
+    )
+    Message.objects.filter(pk=just_stored.pk).update(created_at=timezone.now() + timezone.timedelta(minutes=5))
+    queued: list[int] = []
+    monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # it would close the test's transaction
+    monkeypatch.setattr(tasks.answer_message_task, "apply_async", lambda args: queued.append(args[0]))
+    # when / then: queued again at once, not again within CHATBOT_RECOVERY_AFTER_SECONDS
+    assert tasks.recover_unanswered_task() == 1 and queued == [lost.pk]
+    time.sleep(0.25)  # the sweep's lock has expired
+    assert tasks.recover_unanswered_task() == 0
+    # and again later, up to CHATBOT_RECOVERY_ATTEMPTS times in all
+    time.sleep(0.5)
+    assert tasks.recover_unanswered_task() == 1
+    time.sleep(0.55)
+    assert tasks.recover_unanswered_task() == 0 and queued == [lost.pk, lost.pk]
+
+
+def test_a_task_queued_again_for_a_delivered_answer_sends_nothing(monkeypatch):
+    conversation = Conversation.objects.create()
+    message = Message.objects.create(
+        conversation=conversation, sender=Message.Sender.CUSTOMER, client_id="d", text="hi"
+    )
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # it would close the test's transaction
+    monkeypatch.setattr(tasks, "group_send", lambda group, event: sent.append(event))
+    tasks.answer_message_task(message.pk)
+    assert [event["answer"]["reply_to"] for event in sent] == ["d"]
+    tasks.answer_message_task(message.pk)  # redelivered before the browser got it: sent again
+    services.answers_mark_delivered([sent[0]["answer"]["message_id"]])
+    tasks.answer_message_task(message.pk)  # after delivery: nothing
+    assert len(sent) == 2

@@ -51,11 +51,16 @@ async def exchange(raw_frames: list[str]) -> None:
         # given a random frame, then a frame whose answer we know: everything before that answer is an error frame
         await communicator.send_input({"type": "websocket.receive", "text": raw})  # send_to refuses ""
         await communicator.send_to(text_data=SENTINEL)
+        seen: list[dict] = []
         while True:
-            output = await communicator.receive_output(timeout=30)
+            try:
+                output = await communicator.receive_output(timeout=30)
+            except TimeoutError:
+                pytest.fail(f"no answer to the sentinel after {raw[:200]!r}; frames since: {seen}")
             assert output["type"] == "websocket.send", f"connection closed after {raw[:200]!r}"
             output["text"].encode("utf-8")  # what goes on the wire must be valid UTF-8
             frame = json.loads(output["text"])
+            seen.append(frame)
             assert frame["type"] == "error" and frame["code"] in CODES, frame
             if frame["detail"].startswith("Unknown frame type") and frame["reply_to"] is None:
                 break

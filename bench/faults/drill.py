@@ -39,7 +39,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 from load import load_questions  # noqa: E402
-from serving import DAPHNE_OPTIONS  # noqa: E402
+from stack import production_env, web_command, worker_command  # noqa: E402
 
 WORK = Path(os.environ.get("DRILL_DIR", "/tmp/chatbot-drill"))
 PG_BIN = Path(os.environ.get("PG_BIN", next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin")) or [Path("")]))))
@@ -127,26 +127,14 @@ def redis_stop() -> None:
 
 
 def drill_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:{PG_PORT}/chatbot",
-        REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/0",
-        DJANGO_SETTINGS_MODULE="chatbot.settings",
-        PYTHONUNBUFFERED="1",
-        SECRET_KEY="drill-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="0",
-        SECURE_COOKIES="0",
-        CHATBOT_VAR_DIR=str(WORK / "var"),
+    return production_env(
+        database_url=f"postgres://postgres@127.0.0.1:{PG_PORT}/chatbot",
+        redis_url=f"redis://127.0.0.1:{REDIS_PORT}/0",
+        var_dir=str(WORK / "var"),
+        secret="drill",
         CHATBOT_VISIBILITY_TIMEOUT="10",
         CHATBOT_ENCODER="ngram",
-        CHATBOT_RATE_BURST="1000",
-        CHATBOT_RATE_PER_SECOND="1000",
-        CHATBOT_IP_RATE_BURST="100000",
-        CHATBOT_IP_RATE_PER_SECOND="100000",
-        CHATBOT_IP_MAX_CONNECTIONS="100000",
     )
-    return env
 
 
 @dataclass
@@ -157,21 +145,7 @@ class Stack:
 
     def start_web(self) -> None:
         self.web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(WEB_PORT),
-                *DAPHNE_OPTIONS,
-                "chatbot.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=open(WORK / "web.log", "ab"),
-            stderr=subprocess.STDOUT,
+            web_command(WEB_PORT), cwd=ROOT, env=self.env, stdout=open(WORK / "web.log", "ab"), stderr=subprocess.STDOUT
         )
         healthz(timeout=60)
 
@@ -179,28 +153,7 @@ class Stack:
         log = WORK / f"{name}.log"
         log.write_bytes(b"")
         self.workers[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "chatbot",
-                "worker",
-                "-Q",
-                "inference,training",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"{name}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=open(log, "ab"),
-            stderr=subprocess.STDOUT,
+            worker_command(name), cwd=ROOT, env=self.env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 90
         while b" ready." not in log.read_bytes():

@@ -16,6 +16,7 @@ from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
 from chatbot.conversations.tasks import answer_message_task
 
 logger = logging.getLogger(__name__)
+UNAVAILABLE = "The assistant is unavailable right now; please send again shortly."
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -37,6 +38,19 @@ _addresses = AddressLimits()
 
 class ChatConsumer(AsyncWebsocketConsumer):
     address, idle_timer = "", None
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        """Whatever ends this connection (a disconnect, a crash, a cancellation), its place in the per-address
+        connection count is given back: a leaked place would lock that address out of this process for good."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release_address()
+
+    def _release_address(self) -> None:
+        if self.address:
+            _addresses.close(self.address)
+            self.address = ""
 
     async def connect(self) -> None:
         address = (self.scope.get("client") or ["unknown"])[0]
@@ -97,9 +111,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.idle_timer:
             self.idle_timer.cancel()
-        if self.address:
-            _addresses.close(self.address)
-            self.address = ""
+        self._release_address()
         if getattr(self, "group", None):
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -175,7 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("message from conversation %s not queued", self.conversation.pk,
                              extra={"conversation_id": self.conversation.pk, "client_id": client_id})
-            raise FrameError("unavailable", "The assistant is unavailable right now; please send again shortly.") from None
+            raise FrameError("unavailable", UNAVAILABLE) from None
         if answer:  # re-sent after its answer was lost on the way (a channel-layer outage): send it again
             await self.send_json({"type": "answer", **answer})
 
@@ -183,9 +195,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
         if type(message_id) is not int or type(helpful) is not bool:
             raise FrameError("bad_request", "Feedback needs an integer 'message_id' and a boolean 'helpful'.")
-        found = await database_sync_to_async(services.feedback_record)(
-            conversation=self.conversation, message_id=message_id, helpful=helpful
-        )
+        try:
+            found = await database_sync_to_async(services.feedback_record, thread_sensitive=False)(
+                conversation=self.conversation, message_id=message_id, helpful=helpful
+            )
+        except Exception:  # the database is down: say so and keep the connection, as for messages
+            logger.exception("feedback from conversation %s not stored", self.conversation.pk)
+            raise FrameError("unavailable", UNAVAILABLE) from None
         if not found:
             raise FrameError("bad_request", "No such answer in this conversation.")
 

@@ -99,6 +99,23 @@ def message_receive(
     return message, False
 
 
+def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> list[int]:
+    """Customer messages stored between `newer_than` and `older_than` seconds ago that have no answer yet,
+    newest first (whose customer is most likely still waiting): their answer task was lost (see
+    chatbot.celery.RecoverySweep) or is still queued."""
+    now = timezone.now()
+    return list(
+        Message.objects.filter(
+            sender=Message.Sender.CUSTOMER,
+            reply__isnull=True,
+            created_at__lt=now - timezone.timedelta(seconds=older_than),
+            created_at__gte=now - timezone.timedelta(seconds=newer_than),
+        )
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def answer_for(message: Message) -> dict[str, Any] | None:
     """The `answer` frame of a customer message that has been answered, else None."""
     bot = Message.objects.filter(reply_to=message).select_related("reply_to").first()

@@ -6,7 +6,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from chatbot.conversations.delivery import group_send
-from chatbot.conversations.services import answer_payload, conversation_group, conversations_purge, message_answer
+from chatbot.conversations.services import (
+    answer_payload,
+    conversation_group,
+    conversations_purge,
+    message_answer,
+    messages_unanswered,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ def answer_message_task(message_id: int) -> None:
     if bot is None:
         logger.warning("message %s not found or not a customer message", message_id)
         return
+    if bot.delivered_at is not None:  # a task queued again (redelivered or recovered) for a delivered answer
+        return
     group_send(conversation_group(bot.conversation_id), {"type": "chat.answer", "answer": answer_payload(bot)})
 
 
@@ -48,3 +56,56 @@ def conversations_purge_task() -> int:
     deleted = conversations_purge(days=settings.CHATBOT_RETENTION_DAYS)
     logger.info("retention: %s conversations older than %s days deleted", deleted, settings.CHATBOT_RETENTION_DAYS)
     return deleted
+
+
+_redis: list = []
+
+
+def _broker_redis():  # noqa: ANN202
+    if not _redis:
+        import redis
+
+        _redis.append(redis.Redis.from_url(settings.CELERY_BROKER_URL))
+    return _redis[0]
+
+
+@shared_task(name="chatbot.conversations.tasks.recover_unanswered_task", ignore_result=True)
+def recover_unanswered_task() -> int:
+    """Queue again the answer of every customer message still unanswered CHATBOT_RECOVERY_AFTER_SECONDS after
+    it was stored (up to CHATBOT_RECOVERY_HORIZON_SECONDS back): PostgreSQL is the durable record, and a task
+    can be lost on its way from Redis to a worker that is killed (see chatbot.celery.RecoverySweep).
+
+    Answering is idempotent, so a message that was only slow gets a second task that does nothing. One sweep
+    per interval for the whole cluster (a Redis lock); each message at most once per CHATBOT_RECOVERY_AFTER_SECONDS
+    and CHATBOT_RECOVERY_ATTEMPTS times in all, so that a message that fails every time is not retried forever.
+    Returns how many were queued again.
+    """
+    close_old_connections()
+    client, prefix = _broker_redis(), f"{settings.REDIS_PREFIX}chatbot:recover"
+    interval_ms = max(100, int(settings.CHATBOT_RECOVERY_SECONDS * 900))
+    if not client.set(f"{prefix}:lock", 1, nx=True, px=interval_ms):
+        return 0
+    after, horizon = settings.CHATBOT_RECOVERY_AFTER_SECONDS, settings.CHATBOT_RECOVERY_HORIZON_SECONDS
+    queued = []
+    for message_id in messages_unanswered(older_than=after, newer_than=horizon, limit=settings.CHATBOT_RECOVERY_LIMIT):
+        if not client.set(f"{prefix}:recent:{message_id}", 1, nx=True, px=max(1, int(after * 1000))):
+            continue  # queued again less than `after` seconds ago: still on its way
+        with client.pipeline() as pipe:
+            attempts, _ = (
+                pipe.incr(f"{prefix}:attempts:{message_id}")
+                .expire(f"{prefix}:attempts:{message_id}", max(1, int(horizon)))
+                .execute()
+            )
+        if attempts > settings.CHATBOT_RECOVERY_ATTEMPTS:
+            continue
+        answer_message_task.apply_async(args=[message_id])
+        queued.append(message_id)
+    if queued:
+        logger.warning(
+            "recovery: %s customer messages unanswered after %s s queued again: %s",
+            len(queued),
+            after,
+            queued[:20],
+            extra={"message_ids": queued[:100]},
+        )
+    return len(queued)
