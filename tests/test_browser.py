@@ -11,6 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
+from tests.e2e import UNANSWERABLE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "chat.png"
@@ -53,7 +54,7 @@ def test_a_customer_asks_clicks_a_suggestion_and_thumbs_up(page):
     expect(page.locator(".msg.bot .msg-text").last).to_have_text(answer, timeout=20000)
 
     # when: a question the bot is not sure about
-    ask(page, "zxq vlorp gnarf blib")
+    ask(page, UNANSWERABLE)
     chip = page.locator(".chip").first
     expect(chip).to_be_visible(timeout=20000)
     chosen = chip.inner_text().strip()

@@ -12,7 +12,7 @@ from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
 from chatbot.registry.models import ModelVersion
-from tests.e2e import ws_ask, ws_open, ws_wait
+from tests.e2e import UNANSWERABLE, ws_ask, ws_open, ws_wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("committed_db")]
 
@@ -43,7 +43,7 @@ def test_it_answers_a_demo_question_and_stores_the_evidence(stack, asked, expect
 
 def test_it_says_it_is_not_sure_and_offers_suggestions_and_a_person(stack):
     ws, _ = ws_open(stack)
-    answer = ws_ask(ws, "zxq vlorp gnarf blib")
+    answer = ws_ask(ws, UNANSWERABLE)
     assert answer["outcome"] == "unsure" and answer["suggestions"]
     handoff = QAPair.objects.filter(handoff=True, language="en").get()
     assert handoff.pk in [item["id"] for item in answer["suggestions"]]

@@ -12,12 +12,10 @@ from chatbot.registry.dataset import dataset_build
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.review.models import ReviewItem
 from chatbot.review.services import review_queue_sync
+from tests.e2e import UNANSWERABLE
 
 pytestmark = pytest.mark.django_db
 QUEUE = "admin:review_reviewitem_changelist"
-# Text in a script the demo knowledge base never uses: no n-gram the model knows, so near-uniform scores and
-# "not sure" at any calibrated operating point (Latin gibberish scored 0.09 with one training, 0.48 with another).
-UNANSWERABLE = "ฟหกด ฟหกด ฟหกด"
 
 
 @pytest.fixture

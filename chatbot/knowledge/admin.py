@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from import_export.admin import ImportExportModelAdmin
-from import_export.tmp_storages import TempFolderStorage
+from import_export.tmp_storages import MediaStorage
 
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.resources import CSV, JSON, QAPairResource
@@ -15,21 +15,13 @@ class AlternateQuestionInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
-class UploadStorage(TempFolderStorage):
-    """The uploaded file, read back as it was sent: the default text mode turns a carriage return inside a
-    quoted CSV cell into a line feed, so an exported answer did not import unchanged."""
-
-    def _open(self, mode: str = "r"):  # type: ignore[no-untyped-def]
-        if self.name and "b" not in mode:
-            return open(self.get_full_path(), mode, encoding=self.encoding, newline="")
-        return super()._open(mode)
-
-
 @admin.register(QAPair)
 class QAPairAdmin(ImportExportModelAdmin):
     resource_classes = [QAPairResource]
     formats = [CSV, JSON]
-    tmp_storage_class = UploadStorage
+    # between the preview and the confirmation the upload is kept in the default storage (MEDIA_ROOT, or S3):
+    # read back as bytes, exactly as sent, by whichever web process gets the confirmation
+    tmp_storage_class = MediaStorage
     list_display = (
         "question",
         "language",

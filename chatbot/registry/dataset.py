@@ -5,7 +5,7 @@ Held out, so that no version ever trains on them and candidate and active model 
 - a stable share of the curated alternate questions and out-of-scope examples, chosen by a hash of
   the text so that the same rows are held out at every training.
 A pair's own question is always learned, so every pair keeps at least one training example.
-Out-of-scope examples are held out at a larger share (OOS_HOLDOUT_SHARE): they are few (often ~100) and the
+Out-of-scope examples are held out at a larger share (settings.CHATBOT_GATE_OOS_HOLDOUT_SHARE): they are few (often ~100) and the
 held-out set calibrates the out-of-scope operating point and measures out-of-scope F1, which a dozen rows
 cannot do.
 """
@@ -22,7 +22,6 @@ from training.text import normalise
 
 Example = tuple[str, str]
 OUT_OF_SCOPE = "oos"
-OOS_HOLDOUT_SHARE = 0.4  # at least this share of the out-of-scope examples is held out
 
 
 @dataclass
@@ -55,7 +54,7 @@ def _split_stable(rows: list[Example], share: float) -> tuple[list[Example], lis
 
 def dataset_build(*, share: float | None = None) -> Dataset:
     share = settings.CHATBOT_GATE_HOLDOUT_SHARE if share is None else share
-    oos_share = max(share, getattr(settings, "CHATBOT_GATE_OOS_HOLDOUT_SHARE", OOS_HOLDOUT_SHARE))
+    oos_share = max(share, settings.CHATBOT_GATE_OOS_HOLDOUT_SHARE)
     pairs = [(q, str(pk)) for pk, q in QAPair.objects.filter(is_active=True).values_list("id", "question")]
     alternates = AlternateQuestion.objects.filter(pair__is_active=True).order_by("created_at", "id")
     curated = [

@@ -31,7 +31,6 @@ OUT_OF_SCOPE = "oos"
 MAX_DISAGREEMENTS = 200
 FOLDS = 5
 MIN_ROWS_PER_FOLD = 20  # fewer held-out rows: one fold, decided at the point chosen on all of them
-DEFAULT_OOS_SHARE = 0.2  # CLINC150's test split: 18 %; settings.CHATBOT_GATE_OOS_SHARE overrides
 MAX_REPEAT = 50
 FALLBACK_RECALL_RATIO = 0.5
 RIGHT, OOS_ROW, WRONG = 0, -1, -2  # targets for choose_rejection on (top-1, top-2) score columns
@@ -79,7 +78,7 @@ def oos_share() -> float:
     and out-of-scope recall collapsed."""
     from django.conf import settings
 
-    return float(getattr(settings, "CHATBOT_GATE_OOS_SHARE", DEFAULT_OOS_SHARE))
+    return settings.CHATBOT_GATE_OOS_SHARE
 
 
 def oos_weight(gold_is_oos: list[bool] | torch.Tensor, share: float | None = None) -> float:
