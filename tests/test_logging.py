@@ -59,7 +59,10 @@ def test_customer_text_is_never_logged_at_info_but_the_ids_are(stack):
         for secret in (marker, email, phone, mobile, "where is my parcel"):
             assert secret not in text, f"{secret!r} in {name}"
 
-    # and the worker's line for this message is JSON with the conversation and message ids
+    # and each process's lines for this message are JSON with the conversation and message ids
+    records, _ = log_records(stack.logs / "web.log")
+    received = [r for r in records if r.get("message_id") == customer.pk]
+    assert [r["conversation_id"] for r in received if r["level"] == "INFO"] == [conversation.pk], received
     records, _ = log_records(stack.logs / "worker.log")
     mine = [r for r in records if r.get("message_id") == customer.pk]
     assert mine, "no log line carries the message id"

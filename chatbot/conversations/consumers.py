@@ -188,6 +188,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("message from conversation %s not queued", self.conversation.pk,
                              extra={"conversation_id": self.conversation.pk, "client_id": client_id})
             raise FrameError("unavailable", UNAVAILABLE) from None
+        logger.info(
+            "message received" if created else "message re-sent",
+            extra={"conversation_id": self.conversation.pk, "message_id": message.pk, "chars": len(text)},
+        )
         if answer:  # re-sent after its answer was lost on the way (a channel-layer outage): send it again
             await self.send_json({"type": "answer", **answer})
 
