@@ -38,12 +38,19 @@ def _grid(values: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def choose_rejection(
-    scores: torch.Tensor, targets: torch.Tensor, target_precision: float, reject_rate: float
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    target_precision: float,
+    reject_rate: float,
+    oos_prior: float = 0.0,
 ) -> Rejection:
     """Pick (threshold, margin) on held-out rows; targets == -1 marks out-of-scope rows.
 
     With oos rows: maximise in-scope accuracy (rejected = wrong) + oos recall, among the
-    pairs whose oos precision (share of rejected rows that are oos) >= target_precision.
+    pairs whose oos precision (share of rejected rows that are oos) >= target_precision; with
+    0 < oos_prior < 1 both are taken as expected on traffic with that share of oos messages
+    (held-out oos rows reweighted; objective (1 - prior) * in-scope accuracy + prior * recall),
+    else the held-out data's own share is used for the precision.
     Without oos rows (or when no pair rejecting anything meets the precision): reject as many
     wrong answers (oos rows included) as possible while rejecting at most `reject_rate` of the
     correct ones, then use the whole budget (catches off-topic input).
@@ -53,7 +60,10 @@ def choose_rejection(
     reject = (top[None, None] < thresholds[:, None, None]) | (gap[None, None] < margins[None, :, None])
     oos = targets == -1
     correct = (pred == targets) & ~oos
-    score = _oos_objective(reject, oos, correct, target_precision) if oos.any() else None
+    weight = 1.0  # each held-out oos row counts as this many when checking the precision
+    if oos.any() and (~oos).any() and 0 < oos_prior < 1:
+        weight = oos_prior / (1 - oos_prior) * float((~oos).sum()) / float(oos.sum())
+    score = _oos_objective(reject, oos, correct, target_precision, weight, oos_prior) if oos.any() else None
     if score is None or not reject.flatten(0, 1)[int(score.flatten().argmax())].any():
         # no oos rows, or too few to reach the precision while rejecting anything: oos rows count as wrong answers
         score = _selective_objective(reject, correct, reject_rate)
@@ -62,13 +72,72 @@ def choose_rejection(
     return Rejection(float(thresholds[i]), float(margins[j]))
 
 
-def _oos_objective(reject: torch.Tensor, oos: torch.Tensor, correct: torch.Tensor, precision: float) -> torch.Tensor:
-    n_rejected = reject.sum(-1)
+def gate(scores: torch.Tensor, familiarity: torch.Tensor, background: float | None) -> torch.Tensor:
+    """p(label) * p(in scope): probabilities shrink when every logit is low (an unfamiliar message).
+
+    p(in scope) = sigmoid(familiarity - background), as if a background class with logit `background`
+    competed with the labels; familiarity (n,) is the logsumexp of the calibrated logits. None = no gate.
+    """
+    return scores if background is None else scores * torch.sigmoid(familiarity - background)[:, None]
+
+
+def choose_background(
+    scores: torch.Tensor,
+    familiarity: torch.Tensor,
+    targets: torch.Tensor,
+    target_precision: float,
+    reject_rate: float,
+    oos_prior: float = 0.0,
+    min_oos: int = 10,
+) -> tuple[float | None, Rejection]:
+    """Background logit (or None) and rejection rule that maximise held-out in-scope accuracy + oos recall
+    at the target oos precision. Needs at least `min_oos` held-out oos rows, else no gate."""
+    oos = targets == -1
+    candidates: list[float | None] = [None]
+    if int(oos.sum()) >= min_oos and (~oos).any():
+        candidates += [float(b) for b in torch.quantile(familiarity, torch.linspace(0.0, 0.6, 25)).unique()]
+    best: tuple[float, float | None, Rejection] | None = None
+    for background in candidates:
+        gated = gate(scores, familiarity, background)
+        rule = choose_rejection(gated, targets, target_precision, reject_rate, oos_prior)
+        value = rejection_value(gated, targets, rule, target_precision, oos_prior)
+        if best is None or value > best[0] + 1e-9:
+            best = (value, background, rule)
+    assert best is not None
+    return best[1], best[2]
+
+
+def rejection_value(
+    scores: torch.Tensor, targets: torch.Tensor, rule: Rejection, precision: float, oos_prior: float = 0.0
+) -> float:
+    """The objective of choose_rejection for `rule`; -1 when it misses the precision."""
+    top, gap, pred = top2(scores)
+    reject = ((top < rule.threshold) | (gap < rule.margin))[None, None]
+    oos = targets == -1
+    if not oos.any():
+        return -1.0
+    weight = 1.0
+    if (~oos).any() and 0 < oos_prior < 1:
+        weight = oos_prior / (1 - oos_prior) * float((~oos).sum()) / float(oos.sum())
+    return float(_oos_objective(reject, oos, (pred == targets) & ~oos, precision, weight, oos_prior).flatten()[0])
+
+
+def _oos_objective(
+    reject: torch.Tensor,
+    oos: torch.Tensor,
+    correct: torch.Tensor,
+    precision: float,
+    weight: float = 1.0,
+    prior: float = 0.0,
+) -> torch.Tensor:
     true_rejected = (reject & oos).sum(-1)
-    feasible = (true_rejected >= precision * n_rejected) | (n_rejected == 0)
+    false_rejected = (reject & ~oos).sum(-1)
+    n_rejected = weight * true_rejected + false_rejected
+    feasible = (weight * true_rejected >= precision * n_rejected) | (n_rejected == 0)
     in_scope_acc = (correct & ~reject).sum(-1) / max(int((~oos).sum()), 1)
     recall = true_rejected / oos.sum()
-    return torch.where(feasible, in_scope_acc + recall, torch.tensor(-1.0))
+    share = prior if 0 < prior < 1 else 0.5  # expected accuracy on traffic with that share of oos messages
+    return torch.where(feasible, (1 - share) * in_scope_acc + share * recall, torch.tensor(-1.0))
 
 
 def _selective_objective(reject: torch.Tensor, correct: torch.Tensor, reject_rate: float) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Build, train and rebuild the encoders an AnswerModel fuses ("components")."""
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from .transformer import (
     e5_available,
     e5_featurizer,
     finetune,
+    finetune_classifier,
     load_backbone,
     st_featurizer,
 )
@@ -62,14 +64,25 @@ def train_component(
         )
         run_config = config
     else:
+        classify = name == "minilm" and config.finetune_epochs > 0 and config.finetune_objective == "classify"
         if name == "minilm" and name not in backbones:
             backbones[name] = load_backbone(
                 config.transformer_path or default_transformer_path(), config.max_seq_length
             )
-            if config.finetune_epochs:
+            if classify:
+                module = feature_component(name, config, len(labels), backbones)
+                best = finetune_classifier(
+                    backbones[name], module, (texts, targets), encode_targets(val, labels), config, on_epoch
+                )
+                backbones[f"{name}.head"] = (copy.deepcopy(module.head.state_dict()), best)
+            elif config.finetune_epochs:
                 finetune(backbones[name], texts, targets.tolist(), config, on_epoch)
         module = feature_component(name, config, len(labels), backbones)
         module.cache = backbones.setdefault(f"{name}.cache", {})
+        if classify:  # the head was trained with the encoder; a refit keeps both (no second fine-tuning)
+            state, best = backbones[f"{name}.head"]
+            module.head.load_state_dict(state)
+            return module.eval(), best
         run_config = dataclasses.replace(config, lr=config.head_lr, epochs=config.head_epochs, batch_size=64)
         torch.manual_seed(config.seed)
         module.head.reset_parameters()

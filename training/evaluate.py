@@ -3,6 +3,7 @@
 import argparse
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -41,6 +42,16 @@ def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
         "macro_f1": macro_f1(gold, final) if oos else macro_f1([gold[i] for i in ins], [top1[i] for i in ins]),
         "rejected_share": len(rejected) / len(test),
     }
+    if len(model.components) > 1:  # each encoder alone, closed-set (what fusion adds)
+        texts = [test[i][0] for i in ins]
+        with torch.no_grad():
+            out["closed_set_accuracy_by_component"] = {
+                name: _share(
+                    model.labels[j] == gold[i]
+                    for j, i in zip(component.logits(texts).argmax(-1).tolist(), ins, strict=True)
+                )
+                for name, component in model.components.items()
+            }
     if oos:
         out["tradeoff"] = tradeoff(ranked, gold, model.margin)
     return out
@@ -77,9 +88,10 @@ def latency(model: AnswerModel, texts: list[str], n: int = 200, batch: int = 64)
         model.predict([text])
         single.append((time.perf_counter() - start) * 1000)
     start = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        model.predict(texts[i : i + batch])
-    throughput = len(texts) / (time.perf_counter() - start)
+    timed = texts[: batch * 20]  # 20 batches
+    for i in range(0, len(timed), batch):
+        model.predict(timed[i : i + batch])
+    throughput = len(timed) / (time.perf_counter() - start)
     return {
         "latency_ms_p50": statistics.median(single),
         "latency_ms_p95": statistics.quantiles(single, n=20)[-1] if len(single) > 1 else single[0],
@@ -98,9 +110,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any ModelConfig field")
     p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation before testing")
     p.add_argument("--save", help="folder to save the trained model to")
-    p.add_argument("--model", help="evaluate this saved model folder instead of training (--train is then unused)")
+    p.add_argument(
+        "--model",
+        help="evaluate this saved model folder instead of training (--train is then unused; --val recalibrates it)",
+    )
+    p.add_argument("--component", action="append", help="with --model: keep only this encoder (repeatable)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (1 is faster on a busy 2-core machine)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--progress", action="store_true", help="one JSON line per training epoch on stderr")
     return p.parse_args(argv)
 
 
@@ -110,10 +127,12 @@ def config_from(args: argparse.Namespace) -> ModelConfig:
         overrides["encoder"] = args.encoder
     if args.epochs:
         overrides["epochs"] = args.epochs
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = json.loads(value)
-    return ModelConfig(**{**ModelConfig().to_dict(), **overrides})
+    return ModelConfig(**{**ModelConfig().to_dict(), **overrides, **overrides_from(args.set)})
+
+
+def overrides_from(items: list[str]) -> dict[str, Any]:
+    """["field=JSON", ...] -> {field: value}"""
+    return {key: json.loads(value) for key, _, value in (item.partition("=") for item in items)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -122,12 +141,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     train, test = read_csv(args.train), read_csv(args.test)
     val = read_csv(args.val) if args.val else None
-    model = AnswerModel.load(args.model) if args.model else AnswerModel.fit(train, config_from(args), val_examples=val)
+    if args.model:  # a saved model; with --val (and --set), its calibration is refitted on that data
+        model = AnswerModel.load(args.model)
+        if args.component:
+            model.keep(args.component)
+        if val:
+            model.config = ModelConfig.from_dict({**model.config.to_dict(), **overrides_from(args.set)})
+            model.recalibrate(val)
+    else:
+        started = time.perf_counter()
+        progress = (
+            (lambda stats: print(json.dumps({**stats, "s": round(time.perf_counter() - started, 1)}), file=sys.stderr))
+            if args.progress
+            else None
+        )
+        model = AnswerModel.fit(train, config_from(args), val_examples=val, on_epoch=progress)
     if args.save:
         model.save(args.save)
     if args.quantize and not model.quantized:
         model.quantize()
-    result = {**metrics(model, test), "train_seconds": model.info["train_seconds"]}
+    result = {
+        **metrics(model, test),
+        "train_seconds": model.info["train_seconds"],
+        "train_cpu_seconds": model.info.get("train_cpu_seconds"),
+    }
     result.update(latency(model, [t for t, _ in test]))
     result.update(
         {

@@ -47,6 +47,7 @@ class AnswerModel:
         self.temperature: float = meta.get("temperature", 1.0)
         self.threshold: float = meta.get("threshold", 0.0)
         self.margin: float = meta.get("margin", 0.0)
+        self.background: float | None = meta.get("background")  # see calibration.gate; None = no gate
 
     # --- training -------------------------------------------------------------------------
     @classmethod
@@ -58,7 +59,7 @@ class AnswerModel:
         on_epoch: EpochCallback | None = None,
     ) -> "AnswerModel":
         config = config or ModelConfig()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         labels = label_list(examples)
         if not labels:
             raise ValueError("need at least one in-scope example")
@@ -78,27 +79,37 @@ class AnswerModel:
         model.end_fit()
         best_epochs = {n: b for n, (_, b) in trained.items()}
         model.meta.update(model._summary(examples, val, best_epochs, time.perf_counter() - started))
+        # CPU seconds of this process (all its threads): close to the wall time a quiet machine would take
+        model.meta["train_cpu_seconds"] = round(time.process_time() - cpu_started, 3)
         return model
 
     def end_fit(self) -> None:
         """Drop the text -> vector caches used while fitting; inference never writes shared state."""
-        for name in [n for n in self.backbones if n.endswith(".cache")]:
+        for name in [n for n in self.backbones if n.endswith((".cache", ".head"))]:
             del self.backbones[name]
         for component in self.components.values():
             if hasattr(component, "cache"):
                 component.cache = None
+
+    def recalibrate(self, val: list[Example]) -> None:
+        """Refit temperatures, fusion weights and the rejection rule of a trained model on new held-out data."""
+        self._calibrate(val)
+        self.meta.update({"temperatures": self.temperatures, "weights": self.weights})
+        self.meta.update({"temperature": self.temperature, "threshold": self.threshold, "margin": self.margin})
+        self.meta["background"] = self.background
 
     def _calibrate(self, val: list[Example]) -> None:
         if not val:
             return
         texts, targets = encode_targets(val, self.labels)
         in_scope = targets >= 0
-        log_probs = {}
+        log_probs, logsumexps = {}, {}
         with torch.no_grad():
             for name, component in self.components.items():
                 logits = component.logits(texts)
                 self.temperatures[name] = calibration.fit_temperature(logits[in_scope], targets[in_scope])
                 log_probs[name] = F.log_softmax(logits / self.temperatures[name], dim=-1)
+                logsumexps[name] = torch.logsumexp(logits / self.temperatures[name], dim=-1)
                 hits = logits[in_scope].argmax(-1) == targets[in_scope]
                 self.meta.setdefault("val_accuracy_by_component", {})[name] = (
                     float(hits.float().mean()) if len(hits) else None
@@ -109,7 +120,12 @@ class AnswerModel:
         scores = torch.softmax(fused / self.temperature, dim=-1)
         hits = scores[in_scope].argmax(-1) == targets[in_scope]
         self.meta["val_accuracy"] = float(hits.float().mean()) if len(hits) else None  # before any refit
-        rule = calibration.choose_rejection(scores, targets, self.config.target_oos_precision, self.config.reject_rate)
+        args = (targets, self.config.target_oos_precision, self.config.reject_rate, self.config.oos_prior)
+        if self.config.reject_unfamiliar:
+            familiarity = self._familiarity(logsumexps, [language(t) for t in texts])
+            self.background, rule = calibration.choose_background(scores, familiarity, *args)
+        else:
+            self.background, rule = None, calibration.choose_rejection(scores, *args)
         self.threshold, self.margin = rule.threshold, rule.margin
 
     def _choose_weights(
@@ -144,6 +160,7 @@ class AnswerModel:
             "temperature": self.temperature,
             "threshold": self.threshold,
             "margin": self.margin,
+            "background": self.background,
             "train_seconds": round(seconds, 3),
             "val_accuracy": self.meta.get("val_accuracy"),
         }
@@ -157,18 +174,32 @@ class AnswerModel:
             fused += w[:, None] * lp
         return fused
 
+    def _familiarity(self, logsumexps: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
+        """(n,) weighted logsumexp of each component's calibrated logits: low for unfamiliar messages."""
+        familiarity = torch.zeros(len(langs))
+        for name, value in logsumexps.items():
+            familiarity += torch.tensor([self.weights[g][name] for g in langs]) * value
+        return familiarity
+
     @torch.no_grad()
     def scores(self, texts: list[str]) -> torch.Tensor:
-        """(n, n_labels) calibrated probabilities; a component is run only on rows where it has weight."""
+        """(n, n_labels) calibrated probabilities; a component is run only on rows where it has weight.
+
+        With a background logit (calibration.gate) they sum to p(in scope) <= 1 instead of 1.
+        """
         langs = [language(t) for t in texts]
-        log_probs = {}
+        log_probs, logsumexps = {}, {}
         for name, component in self.components.items():
             rows = [i for i, g in enumerate(langs) if self.weights[g][name] > 0]
-            lp = torch.zeros(len(texts), len(self.labels))
+            lp, lse = torch.zeros(len(texts), len(self.labels)), torch.zeros(len(texts))
             if rows:
-                lp[rows] = F.log_softmax(component.logits([texts[i] for i in rows]) / self.temperatures[name], dim=-1)
-            log_probs[name] = lp
-        return torch.softmax(self._fuse(log_probs, langs) / self.temperature, dim=-1)
+                logits = component.logits([texts[i] for i in rows]) / self.temperatures[name]
+                lp[rows], lse[rows] = F.log_softmax(logits, dim=-1), torch.logsumexp(logits, dim=-1)
+            log_probs[name], logsumexps[name] = lp, lse
+        scores = torch.softmax(self._fuse(log_probs, langs) / self.temperature, dim=-1)
+        if self.background is None:
+            return scores
+        return calibration.gate(scores, self._familiarity(logsumexps, langs), self.background)
 
     def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
         if not texts:
@@ -196,6 +227,18 @@ class AnswerModel:
             parts.append(component.embed(texts) * w[:, None])
         return F.normalize(torch.cat(parts, dim=-1), dim=-1) if texts else torch.zeros(0, 1)
 
+    def keep(self, names: list[str]) -> "AnswerModel":
+        """Restrict a fused model to some of its components (weights renormalised; recalibrate after)."""
+        unknown = set(names) - set(self.components)
+        if unknown or not names:
+            raise ValueError(f"unknown components {sorted(unknown)}; this model has {list(self.components)}")
+        self.components = nn.ModuleDict({n: self.components[n] for n in names}).eval()
+        for lang, weights in self.weights.items():
+            total = sum(weights[n] for n in names)
+            self.weights[lang] = {n: weights[n] / total if total > 0 else 1.0 / len(names) for n in names}
+        self.meta["components"] = list(names)
+        return self
+
     def quantize(self) -> "AnswerModel":
         """int8 dynamic quantisation of every Linear layer (pretrained encoders and heads), in place."""
         for module in [*self.backbones.values(), *self.components.values()]:
@@ -219,6 +262,7 @@ class AnswerModel:
             "temperature": self.temperature,
             "threshold": self.threshold,
             "margin": self.margin,
+            "background": self.background,
         }
         shapes = {n: component_shape(n, m) for n, m in self.components.items()}
         document = {

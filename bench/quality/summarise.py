@@ -12,6 +12,7 @@ KEYS = [
     "accuracy",
     "macro_f1",
     "train_seconds",
+    "train_cpu_seconds",
     "latency_ms_p50",
     "batch64_msgs_per_s",
 ]

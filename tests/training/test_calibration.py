@@ -47,3 +47,37 @@ def test_it_weighs_the_encoder_that_is_right() -> None:
     weights = choose_weights([bad, good], targets)
     assert weights[1] > weights[0] and abs(sum(weights) - 1) < 1e-6
     assert len(simplex(3)) == 66
+
+
+def test_an_oos_prior_makes_the_precision_check_match_the_expected_traffic() -> None:
+    # 3 % oos rows held out, as in clinc150's val; traffic expected to be 20 % oos: the rule may reject more
+    scores, targets = synthetic_scores(n_in=600, n_oos=20, seed=2)
+    top, gap, _ = top2(scores)
+    shares = []
+    for prior in (0.0, 0.2):
+        rule = choose_rejection(scores, targets, target_precision=0.85, reject_rate=0.05, oos_prior=prior)
+        rejected = (top < rule.threshold) | (gap < rule.margin)
+        recall = float(rejected[targets == -1].float().mean())
+        false = int((rejected & (targets >= 0)).sum())
+        weight = 1.0 if prior == 0 else prior / (1 - prior) * 600 / 20
+        assert weight * recall * 20 >= 0.85 * (weight * recall * 20 + false) - 1e-6
+        shares.append(recall)
+    assert shares[1] >= shares[0]
+
+
+def test_a_background_logit_rejects_unfamiliar_messages_that_look_confident() -> None:
+    from training.calibration import choose_background, gate
+
+    scores, targets = synthetic_scores(n_in=300, n_oos=100, seed=3)
+    oos = targets == -1
+    scores[oos] = scores[~oos][: int(oos.sum())]  # as confident as in-scope rows: max prob cannot tell them apart
+    familiarity = torch.where(oos, torch.full((len(targets),), 2.0), torch.full((len(targets),), 8.0))
+    familiarity += torch.randn(len(targets), generator=torch.Generator().manual_seed(0))
+    background, rule = choose_background(scores, familiarity, targets, 0.85, 0.05)
+    assert background is not None
+    top, gap, _ = top2(gate(scores, familiarity, background))
+    rejected = (top < rule.threshold) | (gap < rule.margin)
+    assert float(rejected[oos].float().mean()) > 0.8 and float(oos[rejected].float().mean()) >= 0.85
+    # too few held-out oos rows: no gate
+    few = torch.cat([torch.arange(300) >= 0, torch.arange(100) < 5])
+    assert choose_background(scores[few], familiarity[few], targets[few], 0.85, 0.05)[0] is None

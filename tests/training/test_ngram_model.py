@@ -73,3 +73,31 @@ def test_it_falls_back_to_ngram_when_no_pretrained_weights_exist(tiny_train: lis
     model = AnswerModel.fit(tiny_train, config)
     assert model.info["components"] == ["ngram"]
     assert model.predict(["refund please"], k=1)[0][0][0] == "refund"
+
+
+def test_it_keeps_only_named_components(tiny_train: list[Example]) -> None:
+    import pytest
+
+    model = AnswerModel.fit(tiny_train, ModelConfig(encoder="ngram", epochs=3))
+    with pytest.raises(ValueError):
+        model.keep(["minilm"])
+    assert model.keep(["ngram"]).weights["en"] == {"ngram": 1.0}
+
+
+def test_it_fits_and_keeps_a_background_logit_with_enough_oos_rows(
+    tiny_train: list[Example], tiny_test: list[Example], tmp_path: Path
+) -> None:
+    oos = [(f"qwxz {i} zzyq blorp", "oos") for i in range(12)]
+    model = AnswerModel.fit(tiny_train, ModelConfig(encoder="ngram", epochs=5), val_examples=tiny_test + oos)
+    assert model.background is None or isinstance(model.background, float)
+    assert model.info["background"] == model.background
+    scores = model.scores(["refund please", "qwxz 99 zzyq"])
+    assert bool((scores.sum(-1) <= 1 + 1e-5).all())
+    model.save(tmp_path / "m")
+    loaded = AnswerModel.load(tmp_path / "m")
+    assert loaded.background == model.background
+    assert torch.allclose(loaded.scores(["refund please"]), model.scores(["refund please"]))
+    off = AnswerModel.fit(
+        tiny_train, ModelConfig(encoder="ngram", epochs=5, reject_unfamiliar=False), val_examples=tiny_test + oos
+    )
+    assert off.background is None
