@@ -125,9 +125,28 @@ def child_pids(pid: int) -> list[int]:
 def start_worker(logs: Path, name: str = "worker") -> subprocess.Popen:
     log = open(logs / f"{name}.log", "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "chatbot", "worker", "--queues", "inference,training",
-         "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"{name}@%h"],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "chatbot",
+            "worker",
+            "--queues",
+            "inference,training",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -160,7 +179,10 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
     worker = start_worker(logs)
     web = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatbot.asgi:application"],
-        cwd=ROOT, env=subprocess_env(), stdout=open(logs / "web.log", "ab"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=open(logs / "web.log", "ab"),
+        stderr=subprocess.STDOUT,
     )
     running = Stack(port=port, worker=worker, web=web, logs=logs)
     try:

@@ -1,11 +1,24 @@
 """Helpers for talking to the running stack over a real WebSocket."""
 
 import json
+import shutil
 import time
 import uuid
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
+
+# Debian's Chromium for the browser tests, with the flags it needs on a machine without a network or a screen
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # A customer writing in a language and script the demo knowledge base never uses: no n-gram the model knows,
 # so "not sure" at any calibrated operating point (Latin gibberish scored 0.09 with one training, 0.48 with another).

@@ -10,7 +10,6 @@ may carry the injected handlers or a `javascript:` link, and the payload must be
 import csv
 import io
 import re
-import shutil
 import uuid
 from pathlib import Path
 
@@ -23,17 +22,8 @@ from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry.models import TrainingRun
 from chatbot.review.models import ReviewItem
 from chatbot.roles import roles_ensure
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "a-long-password-for-xss-1"
 
 pytestmark = [
@@ -114,7 +104,7 @@ def hostile_records(stack):
 def operator_page(stack, hostile_records, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls between browser steps, as in test_browser
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 900}, locale="en-US")
         page.dialogs = []  # type: ignore[attr-defined]
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))

@@ -1,7 +1,6 @@
 """The chat page in Debian's Chromium, driven by Playwright, against the running stack."""
 
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -11,12 +10,9 @@ from playwright.sync_api import expect, sync_playwright
 from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
-from tests.e2e import UNANSWERABLE
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS, UNANSWERABLE
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "chat.png"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,7 +27,7 @@ def page(stack, monkeypatch):
     # plain blocking calls between browser steps, as Django's docs allow for such clients.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1100, "height": 820}, locale="en-US")
         page = context.new_page()
         page.goto(f"{stack.origin}/")

@@ -21,7 +21,9 @@ def demo_pair(question_start: str) -> QAPair:
     return QAPair.objects.filter(question__startswith=question_start).get()
 
 
-@pytest.mark.parametrize(("asked", "expected"), [("where is my parcel", "Where is my order"), ("我的快递到哪了", "我的订单")])
+@pytest.mark.parametrize(
+    ("asked", "expected"), [("where is my parcel", "Where is my order"), ("我的快递到哪了", "我的订单")]
+)
 def test_it_answers_a_demo_question_and_stores_the_evidence(stack, asked, expected):
     # given
     pair = QAPair.objects.filter(question__startswith=expected, language__in=["en", "zh"]).first()
@@ -132,7 +134,10 @@ def test_a_killed_worker_loses_no_message(stack):
         pytest.fail(_lost_report(stack, welcome["conversation"], set(ids) - answers))
     assert answers == set(ids)
     for client_id in ids:
-        assert Message.objects.filter(reply_to__client_id=client_id, conversation__token=welcome["conversation"]).count() == 1
+        assert (
+            Message.objects.filter(reply_to__client_id=client_id, conversation__token=welcome["conversation"]).count()
+            == 1
+        )
     ws.close()
 
 

@@ -21,24 +21,60 @@ def write_csv(path, rows):
 def test_it_imports_csv_with_one_alternate_per_line(tmp_path):
     # given
     path = tmp_path / "pairs.csv"
-    write_csv(path, [{"question": "Do you sell gift wrap?", "answer": "Yes, at checkout.",
-                      "alternates": "gift wrapping available?\ncan you wrap my present", "language": "en",
-                      "category": "orders"}])
+    write_csv(
+        path,
+        [
+            {
+                "question": "Do you sell gift wrap?",
+                "answer": "Yes, at checkout.",
+                "alternates": "gift wrapping available?\ncan you wrap my present",
+                "language": "en",
+                "category": "orders",
+            }
+        ],
+    )
     # when
     call_command("import_qa", str(path))
     # then
     pair = QAPair.objects.get(question="Do you sell gift wrap?")
     assert pair.category == "orders"
-    assert sorted(pair.alternates.values_list("text", flat=True)) == ["can you wrap my present", "gift wrapping available?"]
+    assert sorted(pair.alternates.values_list("text", flat=True)) == [
+        "can you wrap my present",
+        "gift wrapping available?",
+    ]
 
 
 def test_it_updates_a_pair_when_reimporting_the_same_question(tmp_path):
     path = tmp_path / "pairs.json"
-    path.write_text(json.dumps([{"question": "能开发票吗？", "answer": "可以。", "alternates": ["要发票", "开票"],
-                                 "language": "", "category": "invoices"}], ensure_ascii=False))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "question": "能开发票吗？",
+                    "answer": "可以。",
+                    "alternates": ["要发票", "开票"],
+                    "language": "",
+                    "category": "invoices",
+                }
+            ],
+            ensure_ascii=False,
+        )
+    )
     call_command("import_qa", str(path))
-    path.write_text(json.dumps([{"question": "能开发票吗？", "answer": "可以，在订单页申请。", "alternates": ["要发票"],
-                                 "language": "zh", "category": "invoices"}], ensure_ascii=False))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "question": "能开发票吗？",
+                    "answer": "可以，在订单页申请。",
+                    "alternates": ["要发票"],
+                    "language": "zh",
+                    "category": "invoices",
+                }
+            ],
+            ensure_ascii=False,
+        )
+    )
     call_command("import_qa", str(path))
 
     pair = QAPair.objects.get(question="能开发票吗？")
@@ -48,12 +84,14 @@ def test_it_updates_a_pair_when_reimporting_the_same_question(tmp_path):
 
 
 def test_it_reports_bad_rows_and_saves_nothing():
-    data = json.dumps([
-        {"question": "A good question?", "answer": "A good answer.", "alternates": [], "language": "en"},
-        {"question": "", "answer": "No question.", "alternates": [], "language": "en"},
-        {"question": "Klingon?", "answer": "Qapla'", "alternates": [], "language": "tlh"},
-        {"question": "Wrong alternates?", "answer": "Yes.", "alternates": [1, 2], "language": "en"},
-    ])
+    data = json.dumps(
+        [
+            {"question": "A good question?", "answer": "A good answer.", "alternates": [], "language": "en"},
+            {"question": "", "answer": "No question.", "alternates": [], "language": "en"},
+            {"question": "Klingon?", "answer": "Qapla'", "alternates": [], "language": "tlh"},
+            {"question": "Wrong alternates?", "answer": "Yes.", "alternates": [1, 2], "language": "en"},
+        ]
+    )
     report = qa_import(data=data, file_format="json")
 
     assert not report.ok
@@ -110,7 +148,9 @@ def test_load_demo_is_idempotent():
 
 
 def test_answer_html_keeps_links_and_drops_scripts():
-    html = answer_html('See <a href="https://example.com/r" onclick="x()">returns</a><script>alert(1)</script> <b>now</b>')
+    html = answer_html(
+        'See <a href="https://example.com/r" onclick="x()">returns</a><script>alert(1)</script> <b>now</b>'
+    )
     assert '<a href="https://example.com/r" rel="noopener noreferrer nofollow">returns</a>' in html
     assert "script" not in html and "onclick" not in html and "<b>now</b>" in html
     assert answer_plain("Use <b>bold</b> & <a href='x'>link</a>") == "Use bold & link"
@@ -123,8 +163,15 @@ def test_it_detects_chinese_and_english():
 
 def test_the_admin_import_previews_rows_and_shows_row_errors(admin_client):
     # given
-    good = [{"question": "Do you ship to Macau?", "answer": "Yes, in 3-5 days.", "alternates": ["macau delivery"],
-             "language": "en", "category": "shipping"}]
+    good = [
+        {
+            "question": "Do you ship to Macau?",
+            "answer": "Yes, in 3-5 days.",
+            "alternates": ["macau delivery"],
+            "language": "en",
+            "category": "shipping",
+        }
+    ]
     bad = good + [{"question": "Broken row", "answer": "", "alternates": [], "language": "xx", "category": ""}]
     # when: a good file
     response = admin_client.post(

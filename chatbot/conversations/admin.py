@@ -49,8 +49,18 @@ class ConversationAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("text_short", "sender", "outcome", "pair", "confidence_display", "helpful", "model_version",
-                    "latency", "created_at", "conversation_link")
+    list_display = (
+        "text_short",
+        "sender",
+        "outcome",
+        "pair",
+        "confidence_display",
+        "helpful",
+        "model_version",
+        "latency",
+        "created_at",
+        "conversation_link",
+    )
     list_filter = ("sender", "outcome", "helpful", "model_version", "created_at")
     search_fields = ("text",)
     list_select_related = ("pair", "model_version", "conversation")
@@ -71,4 +81,6 @@ class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="conversation")
     def conversation_link(self, message: Message) -> str:
-        return format_html('<a href="../conversation/{}/change/">#{}</a>', message.conversation_id, message.conversation_id)
+        return format_html(
+            '<a href="../conversation/{}/change/">#{}</a>', message.conversation_id, message.conversation_id
+        )

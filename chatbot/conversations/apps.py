@@ -15,7 +15,11 @@ def ensure_retention_schedule(**kwargs: Any) -> None:
         return
     minute, hour, day_of_month, month_of_year, day_of_week = settings.CHATBOT_RETENTION_CRONTAB.split()
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week,
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
         timezone=settings.TIME_ZONE,
     )
     PeriodicTask.objects.create(

@@ -56,7 +56,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         address = (self.scope.get("client") or ["unknown"])[0]
         if not _addresses.open(address, settings.CHATBOT_IP_MAX_CONNECTIONS):
             await self.accept()
-            await self.send_json({"type": "error", "code": "rate_limited", "detail": "Too many connections from your address."})
+            await self.send_json(
+                {"type": "error", "code": "rate_limited", "detail": "Too many connections from your address."}
+            )
             await self.close(code=4429)
             return
         self.address = address
@@ -105,7 +107,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def _close_idle(self) -> None:
-        await self.send_json({"type": "error", "code": "idle", "detail": "Closed after a long silence; send to resume."})
+        await self.send_json(
+            {"type": "error", "code": "idle", "detail": "Closed after a long silence; send to resume."}
+        )
         await self.close(code=4408)
 
     async def disconnect(self, code: int) -> None:
@@ -180,13 +184,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("too_long", f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.")
         try:
             message, created = await database_sync_to_async(services.message_receive, thread_sensitive=False)(
-                conversation=self.conversation, client_id=client_id, text=text, suggestion=suggestion,
+                conversation=self.conversation,
+                client_id=client_id,
+                text=text,
+                suggestion=suggestion,
                 enqueue=enqueue_answer,
             )
-            answer = None if created else await database_sync_to_async(services.answer_for, thread_sensitive=False)(message)
+            answer = (
+                None if created else await database_sync_to_async(services.answer_for, thread_sensitive=False)(message)
+            )
         except Exception:
-            logger.exception("message from conversation %s not queued", self.conversation.pk,
-                             extra={"conversation_id": self.conversation.pk, "client_id": client_id})
+            logger.exception(
+                "message from conversation %s not queued",
+                self.conversation.pk,
+                extra={"conversation_id": self.conversation.pk, "client_id": client_id},
+            )
             raise FrameError("unavailable", UNAVAILABLE) from None
         logger.info(
             "message received" if created else "message re-sent",

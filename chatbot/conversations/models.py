@@ -39,13 +39,15 @@ class Message(models.Model):
     # Customer messages: the browser's id, so a re-sent message is stored once.
     client_id = models.CharField(max_length=100, blank=True)
     suggested_pair = models.ForeignKey(
-        "knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "knowledge.QAPair",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The suggestion the customer clicked, if any.",
     )
     # Bot messages: the evidence behind the answer.
-    reply_to = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
-    )
+    reply_to = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply")
     pair = models.ForeignKey(
         "knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="answers"
     )

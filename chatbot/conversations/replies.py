@@ -53,8 +53,9 @@ def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: 
     suggestions = [{"id": pair.pk, "question": pair.question} for pair in chosen]
     suggestions += _handoff_suggestion(language, suggestions)
     confidence = live[0][1] if live else 0.0
-    return Reply(outcome="unsure", text=NOT_SURE[language], confidence=confidence, candidates=candidates,
-                 suggestions=suggestions)
+    return Reply(
+        outcome="unsure", text=NOT_SURE[language], confidence=confidence, candidates=candidates, suggestions=suggestions
+    )
 
 
 def _handoff_suggestion(language: str, existing: list[dict[str, Any]]) -> list[dict[str, Any]]:

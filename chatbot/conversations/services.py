@@ -49,9 +49,7 @@ def answer_payload(bot: Message) -> dict[str, Any]:
 
 
 def conversation_history(conversation: Conversation) -> list[dict[str, Any]]:
-    messages = list(
-        conversation.messages.select_related("reply_to").order_by("-created_at", "-id")[:HISTORY_LIMIT]
-    )
+    messages = list(conversation.messages.select_related("reply_to").order_by("-created_at", "-id")[:HISTORY_LIMIT])
     items = []
     for message in reversed(messages):
         if message.sender == Message.Sender.CUSTOMER:
@@ -83,8 +81,11 @@ def message_receive(
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                conversation=conversation, client_id=client_id, sender=Message.Sender.CUSTOMER,
-                text=pii_redact(text), suggested_pair=suggested,
+                conversation=conversation,
+                client_id=client_id,
+                sender=Message.Sender.CUSTOMER,
+                text=pii_redact(text),
+                suggested_pair=suggested,
             )
             if not conversation.language:
                 conversation.language = detect_language(text)
@@ -138,15 +139,18 @@ def conversation_delete(*, token: str = "", conversation_id: int | None = None) 
     if conversation is None:
         return -1
     _, by_model = conversation.delete()
-    logger.info("conversation %s deleted on request (%s messages)", conversation_id or "by token",
-                by_model.get(Message._meta.label, 0))
+    logger.info(
+        "conversation %s deleted on request (%s messages)",
+        conversation_id or "by token",
+        by_model.get(Message._meta.label, 0),
+    )
     return by_model.get(Message._meta.label, 0)
 
 
 def feedback_record(*, conversation: Conversation, message_id: int, helpful: bool) -> bool:
-    updated = Message.objects.filter(
-        pk=message_id, conversation=conversation, sender=Message.Sender.BOT
-    ).update(helpful=helpful, feedback_at=timezone.now())
+    updated = Message.objects.filter(pk=message_id, conversation=conversation, sender=Message.Sender.BOT).update(
+        helpful=helpful, feedback_at=timezone.now()
+    )
     return bool(updated)
 
 
@@ -187,10 +191,18 @@ def message_answer(message_id: int) -> Message | None:
         return Message.objects.filter(reply_to_id=message.pk).first()
     metrics_answer(outcome=reply.outcome, confidence=reply.confidence, inference_seconds=latency_ms / 1000)
     logger.info(
-        "message %s answered: %s pair=%s conf=%s", message.pk, reply.outcome, reply.pair and reply.pair.pk,
+        "message %s answered: %s pair=%s conf=%s",
+        message.pk,
+        reply.outcome,
+        reply.pair and reply.pair.pk,
         reply.confidence,
-        extra={"conversation_id": message.conversation_id, "message_id": message.pk, "answer_id": bot.pk,
-               "outcome": reply.outcome, "latency_ms": round(latency_ms, 2)},
+        extra={
+            "conversation_id": message.conversation_id,
+            "message_id": message.pk,
+            "answer_id": bot.pk,
+            "outcome": reply.outcome,
+            "latency_ms": round(latency_ms, 2),
+        },
     )
     return bot
 

@@ -9,7 +9,11 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "chat/index.html",
-        {"ws_path": "/ws/chat/", "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS, "shop_name": settings.CHATBOT_SHOP_NAME},
+        {
+            "ws_path": "/ws/chat/",
+            "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS,
+            "shop_name": settings.CHATBOT_SHOP_NAME,
+        },
     )
     # The page has no inline script or style: anything injected into it cannot run.
     response["Content-Security-Policy"] = settings.CHATBOT_CHAT_CSP

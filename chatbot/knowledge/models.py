@@ -11,7 +11,9 @@ class QAPair(models.Model):
     """A curated answer and the question it answers; the unit the model picks."""
 
     question = models.CharField(max_length=500, unique=True)
-    answer = models.TextField(help_text="Plain text; links (<a href>) and <b>, <i>, lists are kept, other HTML is removed.")
+    answer = models.TextField(
+        help_text="Plain text; links (<a href>) and <b>, <i>, lists are kept, other HTML is removed."
+    )
     language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH, db_index=True)
     category = models.CharField(max_length=64, blank=True, db_index=True)
     handoff = models.BooleanField(default=False, help_text="Answering with this pair offers the customer a person.")
