@@ -5,7 +5,7 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -14,7 +14,9 @@ from chatbot.conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
-SENTINEL = json.dumps({"type": "sentinel"})
+# a frame whose error we can tell from any fuzzed frame's: its id is not one hypothesis would generate
+SENTINEL_ID = "sentinel-7f3c9e1d4b"
+SENTINEL = json.dumps({"type": "sentinel", "id": SENTINEL_ID})
 CODES = {"too_long", "rate_limited", "bad_request", "unavailable"}
 
 nasty_text = st.one_of(
@@ -62,12 +64,13 @@ async def exchange(raw_frames: list[str]) -> None:
             frame = json.loads(output["text"])
             seen.append(frame)
             assert frame["type"] == "error" and frame["code"] in CODES, frame
-            if frame["detail"].startswith("Unknown frame type") and frame["reply_to"] is None:
+            if frame["reply_to"] == SENTINEL_ID:
+                assert frame["detail"].startswith("Unknown frame type"), frame
                 break
     # then: the conversation is intact and still answers
     await communicator.send_to(text_data=json.dumps({"type": "message", "id": "after-fuzz", "text": "hello"}))
     await communicator.send_to(text_data=SENTINEL)
-    assert (await communicator.receive_json_from(timeout=30))["reply_to"] is None
+    assert (await communicator.receive_json_from(timeout=30))["reply_to"] == SENTINEL_ID
     await communicator.disconnect()
     conversation = await Conversation.objects.aget(token=welcome["conversation"])
     assert await Message.objects.filter(conversation=conversation, client_id="after-fuzz").aexists()
@@ -75,6 +78,9 @@ async def exchange(raw_frames: list[str]) -> None:
 
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(frames, min_size=1, max_size=8))
+@example(
+    ['{"type": "\u0645\u0631\u062d\u0628\u0627 \u202e\u200f"}', '{"type": "message", "id": ""}']
+)  # an unknown type, as the sentinel
 def test_random_frames_get_error_frames_and_never_close_the_conversation(settings, raw_frames):
     settings.CHATBOT_RATE_BURST = settings.CHATBOT_IP_RATE_BURST = 10_000
     async_to_sync(exchange)(raw_frames)
