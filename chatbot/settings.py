@@ -6,6 +6,7 @@ for training and the schedule. Setting DATABASE_URL (PostgreSQL) and REDIS_URL
 switches to production mode: separate web, worker and beat processes.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -248,6 +249,13 @@ CHATBOT_RATE_BURST = env_int("CHATBOT_RATE_BURST", 8)
 CHATBOT_RATE_PER_SECOND = env_float("CHATBOT_RATE_PER_SECOND", 1.0)
 CHATBOT_SUGGESTIONS = env_int("CHATBOT_SUGGESTIONS", 3)
 CHATBOT_ENCODER = os.environ.get("CHATBOT_ENCODER", "")
+# Any other field of training.ModelConfig, as a JSON object, e.g. '{"finetune_objective": "classify"}'.
+try:
+    CHATBOT_MODEL_OPTIONS = json.loads(os.environ.get("CHATBOT_MODEL_OPTIONS") or "{}")
+except ValueError as error:
+    raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS must be a JSON object: {error}") from None
+if not isinstance(CHATBOT_MODEL_OPTIONS, dict):
+    raise ImproperlyConfigured("CHATBOT_MODEL_OPTIONS must be a JSON object")
 CHATBOT_MODEL_CACHE = Path(os.environ.get("CHATBOT_MODEL_CACHE", VAR_DIR / "model-cache"))
 CHATBOT_SHOP_NAME = os.environ.get("CHATBOT_SHOP_NAME", "Lumen Store")
 CHATBOT_RETRAIN_CRONTAB = os.environ.get("CHATBOT_RETRAIN_CRONTAB", "0 3 * * *")

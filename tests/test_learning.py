@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from chatbot.knowledge.models import AlternateQuestion, QAPair
@@ -237,3 +238,14 @@ def test_a_model_that_cannot_reach_the_precision_target_still_says_not_sure_to_o
     # then: the trainer's rule without out-of-scope examples (give up at most 5 % of the right answers) is used
     decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), *point))
     assert decided["oos_recall"] >= 0.9 and decided["accuracy"] >= 0.85, (point, decided)
+
+
+def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(settings):
+    settings.CHATBOT_MODEL_OPTIONS = {"finetune_objective": "classify", "finetune_epochs": 3}
+    config = services.model_config()
+    assert (config.finetune_objective, config.finetune_epochs) == ("classify", 3)
+    assert config.encoder == ModelConfig().encoder
+
+    settings.CHATBOT_MODEL_OPTIONS = {"finetune_epoch": 3}
+    with pytest.raises(ImproperlyConfigured, match="finetune_epoch"):
+        services.model_config()

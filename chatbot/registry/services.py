@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,7 +44,12 @@ def training_examples() -> tuple[list[Example], dict[str, int]]:
 
 
 def model_config() -> ModelConfig:
-    config = ModelConfig()
+    """ModelConfig's defaults, then CHATBOT_MODEL_OPTIONS, CHATBOT_ENCODER and CHATBOT_TRAIN_EPOCHS."""
+    options = {**ModelConfig().to_dict(), **settings.CHATBOT_MODEL_OPTIONS}
+    unknown = sorted(set(options) - set(ModelConfig().to_dict()))
+    if unknown:
+        raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS: no such model option {', '.join(unknown)}")
+    config = ModelConfig.from_dict(options)
     if settings.CHATBOT_ENCODER:
         config.encoder = settings.CHATBOT_ENCODER
     if settings.CHATBOT_TRAIN_EPOCHS:
