@@ -12,8 +12,14 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The fuzz tests explore new inputs on every run; CI (HYPOTHESIS_PROFILE=ci in .ci/run) replays a fixed
+# sequence, so that a new find fails a developer's run, not an unrelated submission.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

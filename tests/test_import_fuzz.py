@@ -259,6 +259,7 @@ def test_hostile_files_never_crash_and_a_bad_file_saves_nothing(operator, tmp_pa
         file=("csv", b"question,answer,alternates,language,category,handoff\r\n")
     )  # was: admin refused, service took it
     @example(file=("json", b"[{}]"))  # was: a 500 in the admin (a dataset without headers)
+    @example(file=("csv", b'\r\n""\r\n'))  # was: a 500 in the admin (no header row, then a row)
     @example(file=("json", b'[{"question": "Q?", "answer": "A", "handoff": "maybe"}]'))  # was: silently false
     @example(file=("json", b'[{"question": "Q?", "answer": 1}, {"question": "Q?", "answer": "A"}]'))
     @example(file=("json", b'[{"question": "\\ud800?", "answer": "lone surrogate"}]'))

@@ -86,6 +86,7 @@ class QAPairResource(resources.ModelResource):
         headers = dataset.headers or []
         missing = [name for name in REQUIRED_COLUMNS if name not in headers]
         if missing:
+            dataset.wipe()  # import-export goes on to the rows after this error, and rows without headers crash it
             raise ValueError(f"missing column(s): {', '.join(missing)}")
         seen: dict[str, int] = {}
         for number, question in enumerate(dataset["question"], start=1):
