@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         group = parser.add_mutually_exclusive_group(required=True)
-        group.add_argument("--token")
+        group.add_argument(
+            "--token", help="the conversation token; write --token=T when it starts with a dash (tokens may)"
+        )
         group.add_argument("--id", type=int)
 
     def handle(self, *args: object, token: str | None, id: int | None, **options: object) -> None:
