@@ -11,7 +11,7 @@ import math
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -147,6 +147,26 @@ def unique_label_batches(pairs: list[tuple[str, str, int]], size: int) -> list[l
     return batches
 
 
+def warmup_then_decay(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first 10 % of `total` steps, then linear decay to 0."""
+    warmup = max(1, int(0.1 * total))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+
+
+def optimizer_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: Any, params: Iterable[torch.Tensor]
+) -> float:
+    """One step with gradients clipped to norm 1; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
 def finetune(
     backbone: Any,
     texts: list[str],
@@ -167,10 +187,7 @@ def finetune(
     if total == 0:
         return
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=config.finetune_lr, weight_decay=0.01)
-    warmup = max(1, int(0.1 * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    schedule = warmup_then_decay(optimizer, total)
     backbone.train()
     for epoch, batches in enumerate(plan, start=1):
         running = 0.0
@@ -178,12 +195,7 @@ def finetune(
             tokenize = getattr(backbone, "preprocess", backbone.tokenize)
             features = [tokenize([p[0] for p in batch]), tokenize([p[1] for p in batch])]
             loss = loss_fn(features, torch.empty(0))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(backbone.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            running += float(loss.detach())
+            running += optimizer_step(loss, optimizer, schedule, backbone.parameters())
         if on_epoch:
             on_epoch(
                 {
@@ -321,10 +333,7 @@ def finetune_classifier(
         ],
         weight_decay=0.01,
     )
-    warmup = max(1, int(0.1 * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    schedule = warmup_then_decay(optimizer, total)
     best: tuple[float, float] = (-math.inf, -math.inf)
     best_state, best_epoch, waited = None, epochs, 0
     for epoch, batches in enumerate(plan, start=1):
@@ -333,12 +342,7 @@ def finetune_classifier(
         running = 0.0
         for idx in batches:
             loss = classification_loss(head(encoder([texts[i] for i in idx])), targets[idx], config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            running += float(loss.detach())
+            running += optimizer_step(loss, optimizer, schedule, encoder.parameters())
         encoder.train(False)
         head.eval()
         val_loss, val_acc = _evaluate_head(encoder, head, val)
