@@ -146,20 +146,17 @@ def decisions_at(scored: Scored, threshold: float, margin: float) -> list[Decisi
     return [_decide(scored, i, threshold, margin) for i in range(len(scored.top))]
 
 
-def decisions_calibrated(
-    model: AnswerModel, holdout: list[Example], fold_of: list[int] | None = None
-) -> list[Decision]:
-    """Each row decided at the operating point calibrated on the other folds (cross-fitted); at the model's own
-    operating point when the held-out set cannot calibrate one (no oos or no in-scope rows)."""
-    scored = score_rows(model, holdout)
+def decisions_calibrated(model: AnswerModel, scored: Scored, fold_of: list[int]) -> list[Decision]:
+    """Each row (scored by `score_rows`) decided at the operating point calibrated on the other folds
+    (cross-fitted); at the model's own operating point when the held-out set cannot calibrate one (no oos or
+    no in-scope rows)."""
     if not _can_calibrate(scored.targets):
         return decisions_at(scored, model.threshold, model.margin)
-    fold_of = folds(holdout) if fold_of is None else fold_of
     fold = torch.tensor(fold_of)
     n_folds = int(fold.max()) + 1
-    result: list[Decision | None] = [None] * len(holdout)
+    result: list[Decision | None] = [None] * len(fold_of)
     for f in range(n_folds):
-        rest = fold != f if n_folds > 1 else torch.ones(len(holdout), dtype=torch.bool)
+        rest = fold != f if n_folds > 1 else torch.ones(len(fold_of), dtype=torch.bool)
         threshold, margin = (
             _choose(model, scored, rest) if _can_calibrate(scored.targets[rest]) else (model.threshold, model.margin)
         )
@@ -236,7 +233,9 @@ def gate_compare(
     with the rows where the two decide differently."""
     gold = [label for _, label in holdout]
     fold_of, weight = folds(holdout), oos_weight([label == OUT_OF_SCOPE for label in gold])
-    ours, theirs = decisions_calibrated(candidate, holdout, fold_of), decisions_calibrated(active, holdout, fold_of)
+    active_scored = score_rows(active, holdout)  # once: calibrated and as in service
+    ours = decisions_calibrated(candidate, score_rows(candidate, holdout), fold_of)
+    theirs = decisions_calibrated(active, active_scored, fold_of)
     scores = {"candidate": metrics(gold, ours, weight), "active": metrics(gold, theirs, weight)}
     in_scope = [i for i, label in enumerate(gold) if label != OUT_OF_SCOPE]
     answer_z = paired_z([ours[i].label == gold[i] for i in in_scope], [theirs[i].label == gold[i] for i in in_scope])
@@ -266,7 +265,7 @@ def gate_compare(
         "operating_point": "each model calibrated on the held-out set, cross-fitted over "
         f"{max(fold_of, default=0) + 1} fold(s)",
         "oos_share": oos_share(),
-        "active_in_service": metrics(gold, decisions(active, holdout), weight),
+        "active_in_service": metrics(gold, decisions_at(active_scored, active.threshold, active.margin), weight),
         "confidence_z": confidence_z,
         "checks": checks,
         **scores,
@@ -280,10 +279,10 @@ def tradeoff_curve(model: AnswerModel, holdout: list[Example], steps: int = 40) 
     right, out-of-scope questions answered count as wrong), at the model's margin."""
     if not holdout:
         return {}
-    ranked = model.predict([text for text, _ in holdout], k=2)
+    scored = score_rows(model, holdout)
     rows = [
-        (r[0][1], r[0][1] - (r[1][1] if len(r) > 1 else 0.0), r[0][0] == gold, gold != OUT_OF_SCOPE)
-        for r, (_, gold) in zip(ranked, holdout, strict=True)
+        (float(top), float(top - second), int(target) == RIGHT, int(target) != OOS_ROW)
+        for (top, second), target in zip(scored.scores, scored.targets, strict=True)
     ]
     n_in_scope = sum(1 for *_, in_scope in rows if in_scope)
     points = []
