@@ -1,3 +1,4 @@
+import functools
 import logging
 
 from celery import shared_task
@@ -58,15 +59,11 @@ def conversations_purge_task() -> int:
     return deleted
 
 
-_redis: list = []
-
-
+@functools.cache
 def _broker_redis():  # noqa: ANN202
-    if not _redis:
-        import redis
+    import redis
 
-        _redis.append(redis.Redis.from_url(settings.CELERY_BROKER_URL))
-    return _redis[0]
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
 
 
 @shared_task(name="chatbot.conversations.tasks.recover_unanswered_task", ignore_result=True)
