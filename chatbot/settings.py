@@ -257,6 +257,7 @@ except ValueError as error:
 if not isinstance(CHATBOT_MODEL_OPTIONS, dict):
     raise ImproperlyConfigured("CHATBOT_MODEL_OPTIONS must be a JSON object")
 CHATBOT_MODEL_CACHE = Path(os.environ.get("CHATBOT_MODEL_CACHE", VAR_DIR / "model-cache"))
+os.environ.setdefault("CHATBOT_MODEL_CACHE", str(CHATBOT_MODEL_CACHE))  # training.e5 converts its encoder there
 CHATBOT_SHOP_NAME = os.environ.get("CHATBOT_SHOP_NAME", "Lumen Store")
 CHATBOT_RETRAIN_CRONTAB = os.environ.get("CHATBOT_RETRAIN_CRONTAB", "0 3 * * *")
 

@@ -245,6 +245,9 @@ def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(sett
     config = services.model_config()
     assert (config.finetune_objective, config.finetune_epochs) == ("classify", 3)
     assert config.encoder == ModelConfig().encoder
+    assert config.oos_prior == settings.CHATBOT_GATE_OOS_SHARE  # trainer and gate assume the same traffic
+    settings.CHATBOT_MODEL_OPTIONS = {"oos_prior": 0.05}
+    assert services.model_config().oos_prior == 0.05
 
     settings.CHATBOT_MODEL_OPTIONS = {"finetune_epoch": 3}
     with pytest.raises(ImproperlyConfigured, match="finetune_epoch"):

