@@ -122,9 +122,10 @@ def _oos_caught(rule: Rejection, scores: torch.Tensor, targets: torch.Tensor) ->
     return int((reject & (targets == OOS_ROW)).sum())
 
 
-def calibrate(model: AnswerModel, holdout: list[Example]) -> tuple[float, float] | None:
-    """(threshold, margin) chosen together on the held-out set; None without both in-scope and oos rows."""
-    scored = score_rows(model, holdout)
+def calibrate(model: AnswerModel, holdout: list[Example], scored: Scored | None = None) -> tuple[float, float] | None:
+    """(threshold, margin) chosen together on the held-out set; None without both in-scope and oos rows.
+    `scored`: the model's score_rows on `holdout`, when the caller has them already (here and below)."""
+    scored = scored if scored is not None else score_rows(model, holdout)
     if not _can_calibrate(scored.targets):
         return None
     return _choose(model, scored, torch.ones(len(holdout), dtype=torch.bool))
@@ -226,7 +227,12 @@ def _check(
 
 
 def gate_compare(
-    candidate: AnswerModel, active: AnswerModel, holdout: list[Example], margin: float, confidence_z: float = 1.64
+    candidate: AnswerModel,
+    active: AnswerModel,
+    holdout: list[Example],
+    margin: float,
+    confidence_z: float = 1.64,
+    candidate_scored: Scored | None = None,
 ) -> dict[str, Any]:
     """Passed when the candidate is not worse than the active model by more than `margin` on in-scope accuracy
     and out-of-scope F1, unless the held-out set is too small to tell (the paired z below `confidence_z`);
@@ -234,7 +240,9 @@ def gate_compare(
     gold = [label for _, label in holdout]
     fold_of, weight = folds(holdout), oos_weight([label == OUT_OF_SCOPE for label in gold])
     active_scored = score_rows(active, holdout)  # once: calibrated and as in service
-    ours = decisions_calibrated(candidate, score_rows(candidate, holdout), fold_of)
+    ours = decisions_calibrated(
+        candidate, candidate_scored if candidate_scored is not None else score_rows(candidate, holdout), fold_of
+    )
     theirs = decisions_calibrated(active, active_scored, fold_of)
     scores = {"candidate": metrics(gold, ours, weight), "active": metrics(gold, theirs, weight)}
     in_scope = [i for i, label in enumerate(gold) if label != OUT_OF_SCOPE]
@@ -274,12 +282,14 @@ def gate_compare(
     }
 
 
-def tradeoff_curve(model: AnswerModel, holdout: list[Example], steps: int = 40) -> dict[str, Any]:
+def tradeoff_curve(
+    model: AnswerModel, holdout: list[Example], steps: int = 40, scored: Scored | None = None
+) -> dict[str, Any]:
     """Per threshold: coverage (share of in-scope questions answered) and precision (share of answers that are
     right, out-of-scope questions answered count as wrong), at the model's margin."""
     if not holdout:
         return {}
-    scored = score_rows(model, holdout)
+    scored = scored if scored is not None else score_rows(model, holdout)
     rows = [
         (float(top), float(top - second), int(target) == RIGHT, int(target) != OOS_ROW)
         for (top, second), target in zip(scored.scores, scored.targets, strict=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store
 from chatbot.registry.dataset import OUT_OF_SCOPE, Dataset, dataset_build
-from chatbot.registry.gate import calibrate, gate_compare, tradeoff_curve
+from chatbot.registry.gate import Scored, calibrate, gate_compare, score_rows, tradeoff_curve
 from chatbot.registry.lock import serialise_in_transaction, training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from training import AnswerModel, ModelConfig
@@ -135,15 +135,16 @@ def _train_and_gate(run: TrainingRun) -> None:
     started = time.monotonic()
     model = AnswerModel.fit(dataset.train, config, on_epoch=lambda event: _progress(run, event))
     seconds = time.monotonic() - started
-    _calibrate(model, dataset)
+    scored = score_rows(model, dataset.holdout)  # once: calibration, trade-off curve and gate read the same rows
+    _calibrate(model, dataset, scored)
     logger.info("run %s: trained in %.1f s, threshold %.3f margin %.3f", run.pk, seconds, model.threshold, model.margin)
     version = model_version_register(
         model,
         metrics={**model.info, "train_seconds": round(seconds, 2)},
         fingerprint=run.fingerprint,
-        calibration=tradeoff_curve(model, dataset.holdout),
+        calibration=tradeoff_curve(model, dataset.holdout, scored=scored),
     )
-    run.model_version, run.gate = version, _gate(model, dataset)
+    run.model_version, run.gate = version, _gate(model, dataset, scored)
     run.metrics = {**version.metrics, "held_out": run.gate.get("candidate", {})}
     if run.gate["passed"]:
         model_version_activate(version)
@@ -158,12 +159,12 @@ def _train_and_gate(run: TrainingRun) -> None:
         _finish(run, TrainingRun.Status.REJECTED)
 
 
-def _calibrate(model: AnswerModel, dataset: Dataset) -> None:
+def _calibrate(model: AnswerModel, dataset: Dataset, scored: Scored) -> None:
     """The out-of-scope operating point (threshold and top-2 margin, chosen together) on the held-out set, which
     the model never trained on; the trainer's own choice when the held-out set has no in-scope or no
     out-of-scope rows. Stored with the version; an operator can move the threshold."""
     model.meta["trainer_threshold"], model.meta["trainer_margin"] = model.threshold, model.margin
-    point = calibrate(model, dataset.holdout)
+    point = calibrate(model, dataset.holdout, scored)
     if point is not None:
         model.threshold, model.margin = point
         model.meta["threshold"], model.meta["margin"] = point
@@ -178,7 +179,7 @@ def _unchanged(run: TrainingRun) -> bool:
     return last is not None and last.fingerprint == run.fingerprint
 
 
-def _gate(candidate: AnswerModel, dataset: Dataset) -> dict[str, Any]:
+def _gate(candidate: AnswerModel, dataset: Dataset, scored: Scored) -> dict[str, Any]:
     active = ModelVersion.objects.filter(is_active=True).first()
     if active is None:
         return {"passed": True, "note": "First model: nothing in service to compare with."}
@@ -187,7 +188,12 @@ def _gate(candidate: AnswerModel, dataset: Dataset) -> dict[str, Any]:
     except ArtifactError as error:
         return {"passed": True, "active_version": active.pk, "note": f"The active model cannot be loaded ({error})."}
     result = gate_compare(
-        candidate, current, dataset.holdout, settings.CHATBOT_GATE_MARGIN, settings.CHATBOT_GATE_CONFIDENCE_Z
+        candidate,
+        current,
+        dataset.holdout,
+        settings.CHATBOT_GATE_MARGIN,
+        settings.CHATBOT_GATE_CONFIDENCE_Z,
+        candidate_scored=scored,
     )
     return {**result, "active_version": active.pk}
 
