@@ -87,7 +87,7 @@ def save_backbone(backbone: Any, folder: Path, base: str) -> None:
         if k not in original or original[k].shape != v.shape or not torch.equal(original[k], v)
     }
     save_file(changed, str(folder / DELTA_WEIGHTS))
-    record = {"base_sha256": fingerprint(base), "max_seq_length": backbone.max_seq_length, "tensors": len(changed)}
+    record = {"base_sha256": fingerprint(base), "tensors": len(changed)}
     (folder / DELTA_FILE).write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -254,7 +254,10 @@ def finetune(
     if total == 0:
         return
     # the word-embedding table stays as pretrained, as in finetune_classifier (see Encoder)
-    params = [p for name, p in backbone.named_parameters() if "word_embeddings" not in name]
+    words = [p for name, p in backbone.named_parameters() if "word_embeddings" in name]
+    for p in words:
+        p.requires_grad_(False)
+    params = [p for p in backbone.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.finetune_lr, weight_decay=0.01)
     schedule = warmup_then_decay(optimizer, total)
     backbone.train()
@@ -276,6 +279,8 @@ def finetune(
                     "val_accuracy": None,
                 }
             )
+    for p in words:
+        p.requires_grad_(True)
     backbone.eval()
 
 
