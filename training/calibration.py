@@ -37,6 +37,15 @@ def _grid(values: torch.Tensor, n: int) -> torch.Tensor:
     return torch.unique(torch.cat([torch.zeros(1), quantiles, values.max().view(1) + 1e-6]))
 
 
+def oos_weight(oos: torch.Tensor, share: float) -> float:
+    """Weight of one out-of-scope row (`oos`: a boolean per row) so that out-of-scope rows make up `share` of
+    the weighted rows; 1 when there is nothing to reweigh (no rows of one kind, or share outside (0, 1))."""
+    n_oos, n_in = int(oos.sum()), int((~oos).sum())
+    if not n_oos or not n_in or not 0 < share < 1:
+        return 1.0
+    return share / (1 - share) * n_in / n_oos
+
+
 def choose_rejection(
     scores: torch.Tensor,
     targets: torch.Tensor,
@@ -60,9 +69,7 @@ def choose_rejection(
     reject = (top[None, None] < thresholds[:, None, None]) | (gap[None, None] < margins[None, :, None])
     oos = targets == -1
     correct = (pred == targets) & ~oos
-    weight = 1.0  # each held-out oos row counts as this many when checking the precision
-    if oos.any() and (~oos).any() and 0 < oos_prior < 1:
-        weight = oos_prior / (1 - oos_prior) * float((~oos).sum()) / float(oos.sum())
+    weight = oos_weight(oos, oos_prior)  # each held-out oos row counts as this many when checking the precision
     score = _oos_objective(reject, oos, correct, target_precision, weight, oos_prior) if oos.any() else None
     if score is None or not reject.flatten(0, 1)[int(score.flatten().argmax())].any():
         # no oos rows, or too few to reach the precision while rejecting anything: oos rows count as wrong answers
@@ -116,9 +123,7 @@ def rejection_value(
     oos = targets == -1
     if not oos.any():
         return -1.0
-    weight = 1.0
-    if (~oos).any() and 0 < oos_prior < 1:
-        weight = oos_prior / (1 - oos_prior) * float((~oos).sum()) / float(oos.sum())
+    weight = oos_weight(oos, oos_prior)
     return float(_oos_objective(reject, oos, (pred == targets) & ~oos, precision, weight, oos_prior).flatten()[0])
 
 

@@ -24,6 +24,7 @@ import torch
 
 from training import AnswerModel
 from training.calibration import Rejection, choose_rejection
+from training.calibration import oos_weight as calibration_oos_weight
 from training.text import normalise
 
 Example = tuple[str, str]
@@ -82,13 +83,10 @@ def oos_share() -> float:
 
 
 def oos_weight(gold_is_oos: list[bool] | torch.Tensor, share: float | None = None) -> float:
-    """Weight of one out-of-scope row so that out-of-scope rows make up `share` of the weighted rows."""
+    """Weight of one out-of-scope row so that out-of-scope rows make up `share` (default oos_share()) of the
+    weighted rows: the trainer's rule, training.calibration.oos_weight."""
     flags = torch.as_tensor(gold_is_oos, dtype=torch.bool)
-    n_oos, n_in = int(flags.sum()), int((~flags).sum())
-    share = oos_share() if share is None else share
-    if not n_oos or not n_in or not 0 < share < 1:
-        return 1.0
-    return share / (1 - share) * n_in / n_oos
+    return calibration_oos_weight(flags, oos_share() if share is None else share)
 
 
 def _choose(model: AnswerModel, scored: Scored, rows: torch.Tensor) -> tuple[float, float]:
