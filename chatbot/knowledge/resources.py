@@ -99,13 +99,13 @@ class QAPairResource(resources.ModelResource):
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
         for key in TEXT_COLUMNS:
             value = row.get(key)
-            if value is not None and not isinstance(value, str):  # JSON: a number, list or object
+            if value is None:
+                continue
+            if not isinstance(value, str):  # JSON: a number, list or object
                 raise ValueError(f"{key} must be text, not {type(value).__name__}")
-            if value is not None and "\x00" in value:
+            if "\x00" in value:
                 raise ValueError(f"{key} must not contain NUL characters")
-        for key in TEXT_COLUMNS:
-            if isinstance(row.get(key), str):
-                row[key] = row[key].strip()
+            row[key] = value.strip()
         if not row.get("language") and isinstance(row.get("question"), str):
             row["language"] = detect_language(row["question"])
         if row.get("handoff") in (None, ""):
