@@ -233,6 +233,8 @@ CHATBOT_RECOVERY_LIMIT = env_int("CHATBOT_RECOVERY_LIMIT", 500)
 CELERY_TASK_ROUTES = {
     "chatbot.conversations.tasks.*": {"queue": "inference"},
     "chatbot.registry.tasks.*": {"queue": "training"},
+    # The review queue's refresh runs the model over thousands of messages: not beside customers' answers.
+    "chatbot.review.tasks.*": {"queue": "training"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -306,6 +308,8 @@ CHATBOT_REVIEW_LOW_CONFIDENCE = env_float("CHATBOT_REVIEW_LOW_CONFIDENCE", 0.5)
 CHATBOT_REVIEW_NEAR_TIE = env_float("CHATBOT_REVIEW_NEAR_TIE", 0.1)
 # Cosine similarity of the model's embeddings above which messages share a cluster.
 CHATBOT_REVIEW_CLUSTER_SIMILARITY = env_float("CHATBOT_REVIEW_CLUSTER_SIMILARITY", 0.75)
+# A worker refreshes the review queue at most this often (after new answers, feedback, trainings, page views).
+CHATBOT_REVIEW_REFRESH_SECONDS = env_float("CHATBOT_REVIEW_REFRESH_SECONDS", 30.0)
 # A worker asks which model version is active at most this often (a new version is live within it).
 CHATBOT_MODEL_CHECK_SECONDS = env_float("CHATBOT_MODEL_CHECK_SECONDS", 1.0)
 # The chat page's content-security policy (the page has no inline script or style).

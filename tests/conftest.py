@@ -91,6 +91,7 @@ def subprocess_env() -> dict[str, str]:
     # every 2 s for messages unanswered 15 s after they were stored (production: 30 s and 60 s).
     env.setdefault("CHATBOT_RECOVERY_SECONDS", "2")
     env.setdefault("CHATBOT_RECOVERY_AFTER_SECONDS", "15")
+    env.setdefault("CHATBOT_REVIEW_REFRESH_SECONDS", "1")
     return env
 
 

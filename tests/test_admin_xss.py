@@ -21,6 +21,7 @@ from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry.models import TrainingRun
 from chatbot.review.models import ReviewItem
+from chatbot.review.queue import review_queue_sync
 from chatbot.roles import roles_ensure
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
@@ -91,6 +92,7 @@ def hostile_records(stack):
         },
         log=HOSTILE,
     )
+    review_queue_sync()  # what the worker does after an answer: the review page shows stored results
     records = {"pair": pair, "conversation": conversation, "customer": customer, "run": run}
     yield records
     ReviewItem.objects.filter(message__conversation=conversation).delete()

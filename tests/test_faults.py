@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from chatbot.conversations import services, tasks
+from chatbot.conversations import answering, services, tasks
 from chatbot.conversations.models import Conversation, Message
 from chatbot.health import heartbeat_once
 from chatbot.registry.artifacts import sha256
@@ -85,11 +85,11 @@ def test_an_answered_message_is_not_enqueued_again(django_capture_on_commit_call
             suggestion=None,
             enqueue=enqueued.append,
         )
-    first = services.message_answer(message.pk)
+    first = answering.message_answer(message.pk)
     services.message_receive(
         conversation=conversation, client_id="m2", text="where is my parcel", suggestion=None, enqueue=enqueued.append
     )
-    assert enqueued == [message.pk] and services.message_answer(message.pk).pk == first.pk
+    assert enqueued == [message.pk] and answering.message_answer(message.pk).pk == first.pk
 
 
 def test_a_message_left_unanswered_is_queued_again_from_the_database_a_few_times_at_most(settings, monkeypatch):
@@ -101,7 +101,7 @@ def test_a_message_left_unanswered_is_queued_again_from_the_database_a_few_times
         Message.objects.create(conversation=conversation, sender=Message.Sender.CUSTOMER, client_id=name, text=text)
         for name, text in [("lost", "refund"), ("new", "hello"), ("answered", "where is my parcel")]
     )
-    services.message_answer(answered.pk)
+    answering.message_answer(answered.pk)
     Message.objects.filter(pk__in=[lost.pk, answered.pk]).update(
         created_at=timezone.now() - timezone.timedelta(minutes=5)
     )

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from chatbot.knowledge.models import AlternateQuestion, QAPair
-from chatbot.registry import services
+from chatbot.registry import pipeline, services
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import engine_get
 from chatbot.registry.gate import (
@@ -21,12 +21,8 @@ from chatbot.registry.gate import (
 )
 from chatbot.registry.lock import TRAINING_LOCK_KEY
 from chatbot.registry.models import ModelVersion, TrainingRun
-from chatbot.registry.services import (
-    STALE_REASON,
-    model_version_load,
-    model_version_set_threshold,
-    training_run_execute,
-)
+from chatbot.registry.pipeline import model_version_load, training_run_execute
+from chatbot.registry.services import STALE_REASON, model_version_set_threshold
 from training import ModelConfig
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +115,7 @@ def test_it_fails_with_a_reason_on_an_empty_knowledge_base_and_keeps_the_active_
 
 
 def test_it_skips_a_scheduled_run_when_nothing_changed(active):
-    fingerprint = dataset_build().fingerprint(services.model_config().to_dict())
+    fingerprint = dataset_build().fingerprint(pipeline.model_config().to_dict())
     TrainingRun.objects.create(
         trigger=TrainingRun.Trigger.ADMIN, status=TrainingRun.Status.SUCCEEDED, fingerprint=fingerprint
     )
@@ -242,13 +238,13 @@ def test_a_model_that_cannot_reach_the_precision_target_still_says_not_sure_to_o
 
 def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(settings):
     settings.CHATBOT_MODEL_OPTIONS = {"finetune_objective": "classify", "finetune_epochs": 3}
-    config = services.model_config()
+    config = pipeline.model_config()
     assert (config.finetune_objective, config.finetune_epochs) == ("classify", 3)
     assert config.encoder == ModelConfig().encoder
     assert config.oos_prior == settings.CHATBOT_GATE_OOS_SHARE  # trainer and gate assume the same traffic
     settings.CHATBOT_MODEL_OPTIONS = {"oos_prior": 0.05}
-    assert services.model_config().oos_prior == 0.05
+    assert pipeline.model_config().oos_prior == 0.05
 
     settings.CHATBOT_MODEL_OPTIONS = {"finetune_epoch": 3}
     with pytest.raises(ImproperlyConfigured, match="finetune_epoch"):
-        services.model_config()
+        pipeline.model_config()

@@ -20,7 +20,7 @@ from chatbot.registry import tasks
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_run_create
 from chatbot.review.models import ReviewItem
-from chatbot.review.services import review_new_pair, review_queue_sync
+from chatbot.review.services import review_new_pair
 from tests.conftest import ROOT, free_port, wait_for_http, wait_for_worker
 from tests.e2e import ws_ask, ws_open
 
@@ -68,13 +68,17 @@ def test_it_learns_an_unanswerable_question_from_the_review_queue_without_restar
     asked = [ws_ask(ws, QUESTION), ws_ask(ws, SECOND_WORDING)]
     for answer in asked:
         ws.send(json.dumps({"type": "feedback", "message_id": answer["message_id"], "helpful": False}))
-    time.sleep(0.5)
-    # when: the queue shows them, grouped, and an operator makes a new pair of them
-    review_queue_sync()
-    items = list(
-        ReviewItem.objects.filter(status="pending", needs_review=True, message__text__in=[QUESTION, SECOND_WORDING])
-    )
-    assert len(items) == 2 and all(item.negative_feedback for item in items)
+
+    # when: the worker brings the review queue up to date on its own (the admin page only reads it)
+    def queued() -> list[ReviewItem]:
+        found = ReviewItem.objects.filter(
+            status="pending", needs_review=True, negative_feedback=True, message__text__in=[QUESTION, SECOND_WORDING]
+        )
+        return list(found.order_by("message_id"))
+
+    _wait_for(lambda: len(queued()) == 2, 30, "the worker did not refresh the review queue")
+    # and an operator makes a new pair of them
+    items = queued()
     assert items[0].cluster == items[1].cluster, "the two wordings are grouped"
     pair = review_new_pair(items=items, question=QUESTION, answer=ANSWER, language="en", category="payment", user=None)
     # and two retrain requests arrive at the same moment

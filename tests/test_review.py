@@ -1,17 +1,21 @@
 """The review queue: what needs a human, ranked and grouped; the operator's actions; the admin pages."""
 
+import json
+
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from chatbot.conversations.answering import message_answer
 from chatbot.conversations.models import Conversation, Message
-from chatbot.conversations.services import message_answer
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
+from chatbot.redis_client import redis_client, redis_key
 from chatbot.registry.dataset import dataset_build
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.review.models import ReviewItem
-from chatbot.review.services import review_queue_sync
+from chatbot.review.queue import review_queue_sync
 from tests.e2e import UNANSWERABLE
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +82,7 @@ def test_it_attaches_messages_to_a_pair_through_the_admin_and_they_become_traini
     messages = [asked("has my parcel been sent off yet", helpful=False), asked("parcel not sent yet?", helpful=False)]
     pair = QAPair.objects.get(question="Where is my order?")
     before = dataset_build().counts["reviewed_messages"]
-    operator.get(reverse(QUEUE))  # the queue page syncs
+    review_queue_sync()  # what a worker does shortly after the answers (review_queue_sync_task)
     ids = [item(m).pk for m in messages]
     # when: the action shows its page, then applies
     page = operator.post(reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": ids})
@@ -102,7 +106,7 @@ def test_it_creates_a_pair_from_messages_marks_out_of_scope_and_ignores(operator
         asked(t, helpful=False)
         for t in ("do you sell refurbished laptops", "any refurbished laptops for sale", "who won the football", "asdf")
     )
-    operator.get(reverse(QUEUE))
+    review_queue_sync()
     # when
     operator.post(
         reverse(QUEUE),
@@ -127,8 +131,25 @@ def test_it_creates_a_pair_from_messages_marks_out_of_scope_and_ignores(operator
     assert not ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, message__in=[new, alt, off, noise]).exists()
 
 
+def test_opening_the_queue_runs_no_model_and_asks_a_worker_for_one_refresh(operator, settings):
+    # given: an answered message that no worker has looked at yet, and no refresh asked for recently
+    message = asked("my parcel came broken, what now", helpful=False)
+    broker, training_queue = redis.Redis.from_url(settings.CELERY_BROKER_URL), "training"
+    redis_client().delete(redis_key("review-refresh"))
+    waiting = broker.llen(training_queue)
+    # when: an operator opens the queue, twice
+    first, second = operator.get(reverse(QUEUE)), operator.get(reverse(QUEUE))
+    # then: the page shows what is stored (nothing was computed in the request) and one refresh is queued
+    assert first.status_code == second.status_code == 200
+    assert not ReviewItem.objects.filter(message=message).exists()
+    assert broker.llen(training_queue) == waiting + 1
+    task = json.loads(broker.lindex(training_queue, 0))
+    assert task["headers"]["task"] == "chatbot.review.tasks.review_queue_sync_task"
+
+
 def test_the_queue_shows_reasons_candidates_groups_and_the_transcript_link(operator):
     message = asked("is there a discount for students", helpful=False)
+    review_queue_sync()
     page = operator.get(reverse(QUEUE) + "?reason=negative_feedback").content.decode()
     assert message.text in page and "thumbs down" in page
     assert reverse("admin:conversations_conversation_change", args=[message.conversation_id]) in page

@@ -21,7 +21,7 @@ from common import ROOT, clinc_by_intent, clinc_rows, django_start, knowledge_ba
 def evaluate_active(ids: dict[str, int]) -> dict:
     from chatbot.registry.gate import decisions, metrics
     from chatbot.registry.models import ModelVersion
-    from chatbot.registry.services import model_version_load
+    from chatbot.registry.pipeline import model_version_load
 
     version = ModelVersion.objects.get(is_active=True)
     test = [(text, "oos" if label == "oos" else str(ids[label])) for text, label in clinc_rows("test")]
@@ -47,7 +47,7 @@ def reviewed_add(by_intent: dict[str, list[str]], ids: dict[str, int], start: in
 
 def train_round() -> dict:
     from chatbot.registry.models import TrainingRun
-    from chatbot.registry.services import training_run_execute
+    from chatbot.registry.pipeline import training_run_execute
 
     started = time.monotonic()
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))

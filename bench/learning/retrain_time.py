@@ -17,7 +17,7 @@ from common import clinc_by_intent, django_start, knowledge_base_load
 
 def timed_run() -> dict:
     from chatbot.registry.models import TrainingRun
-    from chatbot.registry.services import training_run_execute
+    from chatbot.registry.pipeline import training_run_execute
 
     started, cpu = time.monotonic(), time.process_time()
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND))

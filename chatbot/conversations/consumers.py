@@ -13,7 +13,6 @@ from django.conf import settings
 
 from chatbot.conversations import services
 from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
-from chatbot.conversations.tasks import answer_message_task
 
 logger = logging.getLogger(__name__)
 UNAVAILABLE = "The assistant is unavailable right now; please send again shortly."
@@ -24,13 +23,6 @@ class FrameError(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
-
-
-def enqueue_answer(message_id: int) -> None:
-    if settings.CHATBOT_INLINE_INFERENCE:
-        answer_message_task.apply(args=[message_id])
-    else:
-        answer_message_task.apply_async(args=[message_id])
 
 
 _addresses = AddressLimits()
@@ -188,7 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 client_id=client_id,
                 text=text,
                 suggestion=suggestion,
-                enqueue=enqueue_answer,
+                enqueue=services.answer_enqueue,
             )
             answer = (
                 None if created else await database_sync_to_async(services.answer_for, thread_sensitive=False)(message)

@@ -1,23 +1,26 @@
-"""Conversations and messages: what the consumer and the worker call."""
+"""Conversations and messages: what the web process does with them (receive, store, enqueue, resume, feedback).
+
+Answering with the model is the worker's (`answering`); nothing here loads it.
+"""
 
 import logging
-import time
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from chatbot.celery import app as celery_app
 from chatbot.conversations.models import Conversation, Message
-from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
-from chatbot.metrics import metrics_answer, metrics_message_received
+from chatbot.metrics import metrics_message_received
 from chatbot.privacy import pii_redact
-from chatbot.registry.engine import engine_get
+from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
+ANSWER_TASK = "chatbot.conversations.tasks.answer_message_task"
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -100,6 +103,18 @@ def message_receive(
     return message, False
 
 
+def answer_enqueue(message_id: int) -> None:
+    """Have a stored customer message answered: queued for a worker by task name, so that the web process never
+    imports the model. Embedded mode has no worker on the inference queue and answers here, in-process: the one
+    place where a web process loads the model."""
+    if settings.CHATBOT_INLINE_INFERENCE:
+        from chatbot.conversations.tasks import answer_message_task
+
+        answer_message_task.apply(args=[message_id])
+    else:
+        celery_app.send_task(ANSWER_TASK, args=[message_id])
+
+
 def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> list[int]:
     """Customer messages stored between `newer_than` and `older_than` seconds ago that have no answer yet,
     newest first (whose customer is most likely still waiting): their answer task was lost (see
@@ -151,90 +166,6 @@ def feedback_record(*, conversation: Conversation, message_id: int, helpful: boo
     updated = Message.objects.filter(pk=message_id, conversation=conversation, sender=Message.Sender.BOT).update(
         helpful=helpful, feedback_at=timezone.now()
     )
+    if updated and not helpful:  # a thumbs down sends the message to the review queue
+        review_queue_refresh()
     return bool(updated)
-
-
-def message_answer(message_id: int) -> Message | None:
-    """Answer a stored customer message with the active model; idempotent (returns the existing answer).
-
-    Two queries besides the model's: the message joined with its answer if any, and the insert.
-    The one-to-one `reply_to` refuses a second answer to the same message (a redelivered task racing
-    the first), and the first one is returned.
-    """
-    message = Message.objects.select_related("suggested_pair", "reply").filter(pk=message_id).first()
-    if message is None or message.sender != Message.Sender.CUSTOMER:
-        return None
-    if hasattr(message, "reply"):
-        return message.reply
-    started = time.perf_counter()
-    loaded = None if settings.CHATBOT_NOOP_MODEL else _engine()
-    reply = _reply(message, loaded)
-    latency_ms = (time.perf_counter() - started) * 1000
-    try:
-        with transaction.atomic():
-            bot = Message.objects.create(
-                conversation_id=message.conversation_id,
-                sender=Message.Sender.BOT,
-                reply_to=message,
-                text=reply.text,
-                pair=reply.pair,
-                outcome=reply.outcome,
-                confidence=reply.confidence,
-                candidates=reply.candidates,
-                suggestions=reply.suggestions,
-                model_version_id=loaded.version_id if loaded else None,
-                latency_ms=latency_ms,
-            )
-            if reply.outcome == Message.Outcome.HANDOFF:
-                Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
-    except IntegrityError:
-        return Message.objects.filter(reply_to_id=message.pk).first()
-    metrics_answer(outcome=reply.outcome, confidence=reply.confidence, inference_seconds=latency_ms / 1000)
-    logger.info(
-        "message %s answered: %s pair=%s conf=%s",
-        message.pk,
-        reply.outcome,
-        reply.pair and reply.pair.pk,
-        reply.confidence,
-        extra={
-            "conversation_id": message.conversation_id,
-            "message_id": message.pk,
-            "answer_id": bot.pk,
-            "outcome": reply.outcome,
-            "latency_ms": round(latency_ms, 2),
-        },
-    )
-    return bot
-
-
-_engine_checked: list = [float("-inf"), None]
-
-
-def _engine() -> Any:
-    """The engine's model, asking it which version is active at most every CHATBOT_MODEL_CHECK_SECONDS:
-    that question is one query, and a worker answers hundreds of messages a second."""
-    now = time.monotonic()
-    if now - _engine_checked[0] >= settings.CHATBOT_MODEL_CHECK_SECONDS or _engine_checked[1] is None:
-        _engine_checked[:] = [now, engine_get()]
-    return _engine_checked[1]
-
-
-def _reply(message: Message, loaded: Any) -> Reply:
-    if message.suggested_pair is not None:
-        return reply_for_pair(message.suggested_pair, 1.0, [])
-    if settings.CHATBOT_NOOP_MODEL:
-        return reply_for_pair(_noop_pair(), 1.0, [])
-    if loaded is None:
-        return reply_compose(text=message.text, ranked=None, decide=None)
-    ranked = loaded.model.predict([message.text], k=20)[0]
-    return reply_compose(text=message.text, ranked=ranked, decide=loaded.model.decide)
-
-
-_noop: list[QAPair] = []
-
-
-def _noop_pair() -> QAPair:
-    """The benchmark's floor (CHATBOT_NOOP_MODEL): always the first active pair, read once per process."""
-    if not _noop:
-        _noop.append(QAPair.objects.filter(is_active=True).order_by("pk").first())
-    return _noop[0]

@@ -6,14 +6,16 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from chatbot.conversations.answering import message_answer
 from chatbot.conversations.delivery import group_send
 from chatbot.conversations.services import (
+    ANSWER_TASK,
     answer_payload,
     conversation_group,
     conversations_purge,
-    message_answer,
     messages_unanswered,
 )
+from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ def _worker_process_start(**kwargs: object) -> None:
 
 
 @shared_task(
+    name=ANSWER_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError, ConnectionError),
@@ -46,6 +49,7 @@ def answer_message_task(message_id: int) -> None:
     if bot is None:
         logger.warning("message %s not found or not a customer message", message_id)
         return
+    review_queue_refresh()
     if bot.delivered_at is not None:  # a task queued again (redelivered or recovered) for a delivered answer
         return
     group_send(conversation_group(bot.conversation_id), {"type": "chat.answer", "answer": answer_payload(bot)})

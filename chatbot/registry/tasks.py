@@ -11,13 +11,15 @@ from django.conf import settings
 from django.db import connection
 
 from chatbot.registry.models import TrainingRun
-from chatbot.registry.services import training_run_create, training_run_execute, training_runs_reconcile
+from chatbot.registry.pipeline import training_run_execute
+from chatbot.registry.services import TRAIN_TASK, training_run_create, training_runs_reconcile
+from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
 LOCKED_RETRY_SECONDS = 15
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=False, max_retries=None)
+@shared_task(name=TRAIN_TASK, bind=True, acks_late=True, reject_on_worker_lost=False, max_retries=None)
 def train_model_task(self: Any, run_id: int) -> str:
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).first()
     if run is None:
@@ -26,6 +28,7 @@ def train_model_task(self: Any, run_id: int) -> str:
         run = training_run_execute(run)
     if run.status == TrainingRun.Status.QUEUED:  # another run holds the lock: this one goes next
         raise self.retry(countdown=LOCKED_RETRY_SECONDS)
+    review_queue_refresh()  # a new model groups and ranks the queue anew
     return run.status
 
 

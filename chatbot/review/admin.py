@@ -16,7 +16,7 @@ from chatbot.review.services import (
     review_ignore,
     review_new_pair,
     review_out_of_scope,
-    review_queue_sync,
+    review_queue_refresh,
 )
 
 REASONS = {
@@ -97,8 +97,8 @@ class ReviewItemAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        if request.method == "GET":
-            review_queue_sync()
+        if request.method == "GET":  # the page shows what a worker stored; this asks it for the newest
+            review_queue_refresh()
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="message", ordering="message__text")

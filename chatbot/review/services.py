@@ -1,114 +1,48 @@
-"""The review queue: which logged messages need a human, grouped and ranked; the operator's decisions."""
+"""The review queue as operators work it: the decisions on logged messages, and asking a worker to bring the queue
+up to date (`queue` does that with the model; the admin page only reads what it stored)."""
 
-import math
+import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
-import torch
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chatbot.conversations.models import Message
+from chatbot.celery import app as celery_app
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.text import detect_language
-from chatbot.registry.engine import engine_get
+from chatbot.redis_client import redis_client, redis_key
 from chatbot.review.models import ReviewItem
 
-MAX_CLUSTERED = 5000
+logger = logging.getLogger(__name__)
+REFRESH_TASK = "chatbot.review.tasks.review_queue_sync_task"
 TEXT_LIMIT = 500  # a question's length in the knowledge base
+_refresh_due: dict[str, float] = {}
 
 
-def review_flags(reply: Message | None) -> dict[str, Any]:
-    """Why a customer message needs a human, from the bot's reply to it."""
-    if reply is None:
-        return {"no_answer": True}
-    scores = [item.get("score", 0.0) for item in reply.candidates or []]
-    confidence = reply.confidence
-    return {
-        "confidence": confidence,
-        "no_answer": reply.outcome == Message.Outcome.UNSURE,
-        "low_confidence": confidence is not None and confidence < settings.CHATBOT_REVIEW_LOW_CONFIDENCE,
-        "near_tie": len(scores) >= 2 and scores[0] - scores[1] < settings.CHATBOT_REVIEW_NEAR_TIE,
-        "negative_feedback": reply.helpful is False,
-    }
+def review_queue_refresh() -> None:
+    """Have a worker bring the queue up to date within CHATBOT_REVIEW_REFRESH_SECONDS: one task for each such
+    period however many messages, feedbacks, trainings and page views ask. Best effort: the next request, or
+    the next period's, catches up."""
+    delay = settings.CHATBOT_REVIEW_REFRESH_SECONDS
+    try:
+        if _refresh_claim(delay):
+            celery_app.send_task(REFRESH_TASK, countdown=delay)
+    except Exception:
+        logger.warning("review queue refresh not requested (Redis or the broker unavailable)", exc_info=True)
 
 
-def review_priority(item: ReviewItem) -> float:
-    """How much a label would help: feedback and unanswered first, then uncertainty, then how often it is asked."""
-    confidence = item.confidence if item.confidence is not None else 0.0
-    score = 3.0 * item.negative_feedback + 2.0 * item.no_answer + item.low_confidence + item.near_tie
-    return round(score + (1.0 - confidence) + math.log2(max(1, item.cluster_size)), 3)
-
-
-def _new_items() -> int:
-    """One item per answered customer message (those the customer picked from suggestions never need review)."""
-    messages = (
-        Message.objects.filter(sender=Message.Sender.CUSTOMER, review__isnull=True, reply__isnull=False)
-        .select_related("reply")
-        .order_by("id")[:MAX_CLUSTERED]
-    )
-    items = []
-    for message in messages:
-        flags = {} if message.suggested_pair_id else review_flags(message.reply)
-        needs = any(flags.get(key) for key in ("no_answer", "low_confidence", "near_tie", "negative_feedback"))
-        items.append(ReviewItem(message=message, needs_review=needs, **flags))
-    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
-    return len(items)
-
-
-def _late_feedback() -> None:
-    """A thumbs down (or "none of these") can come after the item was made: it sends the message to the queue."""
-    ReviewItem.objects.filter(
-        negative_feedback=False, message__reply__helpful=False, message__suggested_pair__isnull=True
-    ).update(negative_feedback=True, needs_review=True)
-
-
-def clusters_greedy(vectors: torch.Tensor, similarity: float) -> list[int]:
-    """vectors (n, d) L2-normalised, oldest first -> for each row the index of its cluster's first row."""
-    leaders: list[int] = []
-    assigned: list[int] = []
-    for i in range(len(vectors)):
-        if leaders:
-            sims = vectors[leaders] @ vectors[i]  # (n_leaders,)
-            best = int(sims.argmax())
-            if float(sims[best]) >= similarity:
-                assigned.append(leaders[best])
-                continue
-        leaders.append(i)
-        assigned.append(i)
-    return assigned
-
-
-def _cluster_and_rank() -> None:
-    items = list(
-        ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, needs_review=True)
-        .select_related("message")
-        .order_by("-message_id")[:MAX_CLUSTERED]
-    )[::-1]
-    if not items:
-        return
-    loaded = engine_get()
-    if loaded is None:
-        leaders = list(range(len(items)))
-    else:
-        leaders = clusters_greedy(
-            loaded.model.embed([item.message.text for item in items]), settings.CHATBOT_REVIEW_CLUSTER_SIMILARITY
-        )
-    sizes: dict[int, int] = {}
-    for leader in leaders:
-        sizes[leader] = sizes.get(leader, 0) + 1
-    for item, leader in zip(items, leaders, strict=True):
-        item.cluster, item.cluster_size = items[leader].message_id, sizes[leader]
-        item.priority = review_priority(item)
-    ReviewItem.objects.bulk_update(items, ["cluster", "cluster_size", "priority"], batch_size=500)
-
-
-def review_queue_sync() -> None:
-    """Bring the queue up to date with the conversations: new messages, late feedback, groups, ranks."""
-    _new_items()
-    _late_feedback()
-    _cluster_and_rank()
+def _refresh_claim(delay: float) -> bool:
+    """True for the first request of a period: across processes in Redis, within the process in embedded mode."""
+    if settings.REDIS_URL:
+        return bool(redis_client().set(redis_key("review-refresh"), 1, nx=True, px=max(1, int(delay * 1000))))
+    now = time.monotonic()
+    if _refresh_due.get("due", float("-inf")) > now:
+        return False
+    _refresh_due["due"] = now + delay
+    return True
 
 
 def _decide(items: Iterable[ReviewItem], status: str, user: Any, pair: QAPair | None = None) -> int:

@@ -7,7 +7,7 @@ from chatbot.knowledge.models import OutOfScopeExample
 from chatbot.knowledge.services import qa_import_file
 from chatbot.knowledge.text import detect_language
 from chatbot.registry.models import ModelVersion, TrainingRun
-from chatbot.registry.services import training_run_execute
+from chatbot.registry.pipeline import training_run_execute
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo_qa.json"
 OUT_OF_SCOPE = DEMO.with_name("out_of_scope.json")

@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatbot.registry.models import TrainingRun
-from chatbot.registry.services import training_run_create, training_run_execute
+from chatbot.registry.pipeline import training_run_execute
+from chatbot.registry.services import training_run_create
 
 
 class Command(BaseCommand):

@@ -1,0 +1,114 @@
+"""The worker's side of a message: answer it with the model in service and store the reply.
+
+Only worker processes import this module (through `tasks`): it loads the model, and PyTorch with it.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from chatbot.conversations.models import Conversation, Message
+from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
+from chatbot.knowledge.models import QAPair
+from chatbot.metrics import metrics_answer
+from chatbot.registry.engine import Loaded, engine_get
+
+logger = logging.getLogger(__name__)
+
+
+def message_answer(message_id: int) -> Message | None:
+    """Answer a stored customer message with the active model; idempotent (returns the existing answer).
+
+    Two queries besides the model's: the message joined with its answer if any, and the insert.
+    The one-to-one `reply_to` refuses a second answer to the same message (a redelivered task racing
+    the first), and the first one is returned.
+    """
+    message = Message.objects.select_related("suggested_pair", "reply").filter(pk=message_id).first()
+    if message is None or message.sender != Message.Sender.CUSTOMER:
+        return None
+    if hasattr(message, "reply"):
+        return message.reply
+    started = time.perf_counter()
+    loaded = None if settings.CHATBOT_NOOP_MODEL else _engine.get()
+    reply = _reply(message, loaded)
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        with transaction.atomic():
+            bot = Message.objects.create(
+                conversation_id=message.conversation_id,
+                sender=Message.Sender.BOT,
+                reply_to=message,
+                text=reply.text,
+                pair=reply.pair,
+                outcome=reply.outcome,
+                confidence=reply.confidence,
+                candidates=reply.candidates,
+                suggestions=reply.suggestions,
+                model_version_id=loaded.version_id if loaded else None,
+                latency_ms=latency_ms,
+            )
+            if reply.outcome == Message.Outcome.HANDOFF:
+                Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
+    except IntegrityError:
+        return Message.objects.filter(reply_to_id=message.pk).first()
+    metrics_answer(outcome=reply.outcome, confidence=reply.confidence, inference_seconds=latency_ms / 1000)
+    logger.info(
+        "message %s answered: %s pair=%s conf=%s",
+        message.pk,
+        reply.outcome,
+        reply.pair and reply.pair.pk,
+        reply.confidence,
+        extra={
+            "conversation_id": message.conversation_id,
+            "message_id": message.pk,
+            "answer_id": bot.pk,
+            "outcome": reply.outcome,
+            "latency_ms": round(latency_ms, 2),
+        },
+    )
+    return bot
+
+
+@dataclass
+class _EngineCheck:
+    """The engine's model, asking it which version is active at most every CHATBOT_MODEL_CHECK_SECONDS:
+    that question is one query, and a worker answers hundreds of messages a second."""
+
+    checked_at: float = float("-inf")
+    loaded: Loaded | None = None
+
+    def get(self) -> Loaded | None:
+        now = time.monotonic()
+        if self.loaded is None or now - self.checked_at >= settings.CHATBOT_MODEL_CHECK_SECONDS:
+            self.checked_at, self.loaded = now, engine_get()
+        return self.loaded
+
+
+_engine = _EngineCheck()
+
+
+def _reply(message: Message, loaded: Loaded | None) -> Reply:
+    if message.suggested_pair is not None:
+        return reply_for_pair(message.suggested_pair, 1.0, [])
+    if settings.CHATBOT_NOOP_MODEL:
+        return reply_for_pair(_noop_pair(), 1.0, [])
+    if loaded is None:
+        return reply_compose(text=message.text, ranked=None, decide=None)
+    ranked = loaded.model.predict([message.text], k=20)[0]
+    return reply_compose(text=message.text, ranked=ranked, decide=loaded.model.decide)
+
+
+_noop: list[QAPair] = []
+
+
+def _noop_pair() -> QAPair:
+    """The benchmark's floor (CHATBOT_NOOP_MODEL): always the first active pair, read once per process."""
+    if not _noop:
+        pair = QAPair.objects.filter(is_active=True).order_by("pk").first()
+        if pair is None:
+            raise LookupError("CHATBOT_NOOP_MODEL needs at least one active Q&A pair")
+        _noop.append(pair)
+    return _noop[0]

@@ -1,0 +1,19 @@
+"""The Redis client of a process, for everything but Celery's broker and the channel layer (which keep their own
+pools): product metrics, worker heartbeats, the pairs cache stamp, the recovery sweep's locks, debounces."""
+
+import functools
+
+import redis
+from django.conf import settings
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    """One pool per process (redis-py opens a new pool in a forked child). Short timeouts: every caller treats a
+    Redis that does not answer at once as down and carries on without it."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+
+
+def redis_key(name: str) -> str:
+    """A key of this deployment (CHATBOT_REDIS_PREFIX)."""
+    return f"{settings.REDIS_PREFIX}chatbot:{name}"
