@@ -14,20 +14,17 @@ import threading
 import time
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import close_old_connections
+
+from chatbot.redis_client import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 _started: set[int] = set()
 
 
 def _key() -> str:
-    return f"{settings.REDIS_PREFIX}chatbot:workers"
-
-
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis_key("workers")
 
 
 def heartbeat_once() -> dict[str, Any]:
@@ -42,7 +39,7 @@ def heartbeat_once() -> dict[str, Any]:
         status = {**engine_status(), "error": f"{type(error).__name__}: {error}"}
     report = {**status, "at": time.time()}
     if settings.REDIS_URL:
-        _client().hset(_key(), f"{socket.gethostname()}:{os.getpid()}", json.dumps(report))
+        redis_client().hset(_key(), f"{socket.gethostname()}:{os.getpid()}", json.dumps(report))
     return report
 
 
@@ -68,7 +65,7 @@ def workers_status() -> list[dict[str, Any]]:
     """Workers that reported in the last three heartbeats; older entries are removed."""
     if not settings.REDIS_URL:
         return []
-    client, now, alive = _client(), time.time(), []
+    client, now, alive = redis_client(), time.time(), []
     for name, raw in client.hgetall(_key()).items():
         report = json.loads(raw)
         if now - report.get("at", 0) > 3 * settings.CHATBOT_HEARTBEAT_SECONDS:

@@ -16,21 +16,15 @@ from django.db.models import Count
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from chatbot.redis_client import redis_client, redis_key
+
 logger = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-_client: redis.Redis | None = None
 
 
 def _key() -> str:
-    return f"{settings.REDIS_PREFIX}chatbot:metrics"
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    return _client
+    return redis_key("metrics")
 
 
 def _add(counts: dict[str, float]) -> None:
@@ -38,7 +32,7 @@ def _add(counts: dict[str, float]) -> None:
     if not settings.REDIS_URL:
         return
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = redis_client().pipeline(transaction=False)
         for field, amount in counts.items():
             pipe.hincrbyfloat(_key(), field, amount)
         pipe.execute()
@@ -81,7 +75,7 @@ class ProductCollector(Collector):
         queues = GaugeMetricFamily("chatbot_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
         if settings.REDIS_URL:
             try:
-                client = _redis()
+                client = redis_client()
                 raw = {k.decode(): float(v) for k, v in client.hgetall(_key()).items()}
                 for queue in ("inference", "training"):
                     queues.add_metric([queue], client.llen(f"{settings.REDIS_PREFIX}{queue}"))

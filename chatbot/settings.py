@@ -1,9 +1,9 @@
-"""Settings for the chatbot, driven by environment variables.
+"""Settings for the chatbot, driven by environment variables, one section per concern.
 
-With nothing set, the product runs embedded on one machine: SQLite, an in-memory
-channel layer, inference inside the web process and a file-system Celery broker
-for training and the schedule. Setting DATABASE_URL (PostgreSQL) and REDIS_URL
-switches to production mode: separate web, worker and beat processes.
+With nothing set, the product runs embedded on one machine: SQLite, an in-memory channel layer, inference inside
+the web process and a file-system Celery broker for training and the schedule. DATABASE_URL (PostgreSQL) selects
+production mode, with REDIS_URL for the broker and the channel layer: separate web, worker and beat processes.
+Anything that looks like a deployment without DATABASE_URL refuses to start (see `_mode`).
 """
 
 import json
@@ -58,22 +58,82 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# --- Mode ---------------------------------------------------------------------------------------
+# Decided once, here, and failing closed: production when DATABASE_URL is set (or CHATBOT_MODE=production, as the
+# Procfile's processes say); embedded only when nothing production-like is configured (or CHATBOT_MODE=embedded).
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+EMBEDDED_SECRET_KEY = "embedded-only-not-for-production"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def _mode() -> str:
+    mode = os.environ.get("CHATBOT_MODE", "")
+    if mode not in ("", "embedded", "production"):
+        raise ImproperlyConfigured(f"CHATBOT_MODE must be 'embedded' or 'production', got {mode!r}")
+    if mode == "production" and not DATABASE_URL:
+        raise ImproperlyConfigured("CHATBOT_MODE=production needs DATABASE_URL (PostgreSQL); it is not set.")
+    if mode == "embedded" and (DATABASE_URL or REDIS_URL):
+        raise ImproperlyConfigured("CHATBOT_MODE=embedded runs without DATABASE_URL and REDIS_URL: unset them.")
+    if mode or DATABASE_URL:
+        return mode or "production"
+    public = sorted(set(env_list("ALLOWED_HOSTS", [])) - LOCAL_HOSTS)
+    if REDIS_URL or public:
+        found = ", ".join((["REDIS_URL"] if REDIS_URL else []) + [f"ALLOWED_HOSTS={host}" for host in public])
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not set, but {found} looks like a production deployment: set DATABASE_URL, or "
+            "CHATBOT_MODE=embedded to run embedded (SQLite, debug pages, a public secret key) on purpose."
+        )
+    return "embedded"
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if not PRODUCTION:
+        return key or EMBEDDED_SECRET_KEY
+    if not key or key == EMBEDDED_SECRET_KEY:
+        raise ImproperlyConfigured("Set SECRET_KEY: production mode has no default.")
+    if len(key) < 50 or len(set(key)) < 5:
+        raise ImproperlyConfigured("SECRET_KEY is too weak for production: use 50 or more random characters.")
+    return key
+
+
+MODE = _mode()
+PRODUCTION = MODE == "production"
+USE_REDIS = bool(REDIS_URL)  # the Celery broker and the channel layer; else a file-system broker, in-memory layer
 # Prefix for the channel layer's Redis keys (give each deployment its own Redis database for Celery).
 REDIS_PREFIX = os.environ.get("CHATBOT_REDIS_PREFIX", "")
-PRODUCTION = bool(DATABASE_URL)
-EMBEDDED_SECRET_KEY = "embedded-only-not-for-production"
 
+# --- Security ------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
-SECRET_KEY = os.environ.get("SECRET_KEY", "" if PRODUCTION else EMBEDDED_SECRET_KEY)
-if PRODUCTION and (not SECRET_KEY or SECRET_KEY == EMBEDDED_SECRET_KEY):
-    raise ImproperlyConfigured("Set SECRET_KEY: production mode (DATABASE_URL set) has no default.")
 if PRODUCTION and DEBUG and not env_bool("CHATBOT_ALLOW_DEBUG", False):
-    raise ImproperlyConfigured("DEBUG must be off in production mode (DATABASE_URL set).")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+    raise ImproperlyConfigured("DEBUG must be off in production mode.")
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else sorted(LOCAL_HOSTS - {"::1"}))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The chat page's content-security policy (the page has no inline script or style).
+CHATBOT_CHAT_CSP = os.environ.get(
+    "CHATBOT_CHAT_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+# Who may read GET /metrics besides staff users.
+CHATBOT_METRICS_ALLOWED_IPS = env_list("CHATBOT_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 
+# --- Django --------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -89,9 +149,13 @@ INSTALLED_APPS = [
     "chatbot.conversations",
     "chatbot.registry",
     "chatbot.review",
+    "chatbot",
+    "django_prometheus",
 ]
 
+# Prometheus: HTTP metrics from django-prometheus (the outermost middleware), product metrics from chatbot.metrics.
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,6 +164,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "chatbot.urls"
@@ -121,7 +186,7 @@ TEMPLATES = [
     },
 ]
 
-if DATABASE_URL:
+if PRODUCTION:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -134,7 +199,7 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if REDIS_URL:
+if USE_REDIS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -184,19 +249,17 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-
-# --- Celery -------------------------------------------------------------------
-if REDIS_URL:
+# --- Celery --------------------------------------------------------------------------------------
+if USE_REDIS:
     CELERY_BROKER_URL = REDIS_URL
+    # A killed worker's unacknowledged task is restored once it is this old; kombu's default sweep runs
+    # only every tenth call of a 10 s timer: sweep every 5 s instead.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CHATBOT_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+    }
+    # No global_keyprefix for the broker: with it, a killed worker's task was not restored.
 else:
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
@@ -211,25 +274,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redelivery of an unacknowledged task after a worker dies: Redis' visibility timeout.
-if REDIS_URL:
-    # A killed worker's unacknowledged task is restored once it is this old; kombu's default sweep runs
-    # only every ~100 s (10 s timer x every 10th call): sweep every 5 s instead.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CHATBOT_VISIBILITY_TIMEOUT", 3600),
-        "unacked_restore_interval": 5,
-        "unacked_restore_throttle": 1,
-    }
-    # No global_keyprefix for the broker: with it, a killed worker's task was not restored in our tests.
-# Customer messages whose answer task was lost between Redis and a killed worker (kombu's BRPOP takes a task
-# off the queue before it is recorded as unacknowledged) are queued again from PostgreSQL: every
-# CHATBOT_RECOVERY_SECONDS each worker asks for a sweep (0: never); a message unanswered this many seconds
-# after it was stored counts as lost, up to the horizon, at most CHATBOT_RECOVERY_ATTEMPTS times.
-CHATBOT_RECOVERY_SECONDS = env_float("CHATBOT_RECOVERY_SECONDS", 30.0)
-CHATBOT_RECOVERY_AFTER_SECONDS = env_float("CHATBOT_RECOVERY_AFTER_SECONDS", 60.0)
-CHATBOT_RECOVERY_HORIZON_SECONDS = env_float("CHATBOT_RECOVERY_HORIZON_SECONDS", 6 * 3600.0)
-CHATBOT_RECOVERY_ATTEMPTS = env_int("CHATBOT_RECOVERY_ATTEMPTS", 3)
-CHATBOT_RECOVERY_LIMIT = env_int("CHATBOT_RECOVERY_LIMIT", 500)
 CELERY_TASK_ROUTES = {
     "chatbot.conversations.tasks.*": {"queue": "inference"},
     "chatbot.registry.tasks.*": {"queue": "training"},
@@ -242,14 +286,41 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the DB connection around every task unless told to reuse it.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
-# --- The product --------------------------------------------------------------
+# --- Logging -------------------------------------------------------------------------------------
+# Structured logs in production: one JSON object a line with the ids of the conversation and message.
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', got {LOG_FORMAT!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chatbot.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
+
+# --- The chat (web process) ------------------------------------------------------------------------
+CHATBOT_SHOP_NAME = os.environ.get("CHATBOT_SHOP_NAME", "Lumen Store")
 # Embedded mode has no cross-process channel layer, so the web process answers itself.
-CHATBOT_INLINE_INFERENCE = env_bool("CHATBOT_INLINE_INFERENCE", not REDIS_URL)
+CHATBOT_INLINE_INFERENCE = env_bool("CHATBOT_INLINE_INFERENCE", not USE_REDIS)
 CHATBOT_MAX_MESSAGE_CHARS = env_int("CHATBOT_MAX_MESSAGE_CHARS", 2000)
 CHATBOT_MAX_FRAME_BYTES = env_int("CHATBOT_MAX_FRAME_BYTES", 16384)
 CHATBOT_RATE_BURST = env_int("CHATBOT_RATE_BURST", 8)
 CHATBOT_RATE_PER_SECOND = env_float("CHATBOT_RATE_PER_SECOND", 1.0)
+# Abuse limits of one web process: frames per IP address (all its connections), open connections per
+# IP address, and seconds without a frame after which a connection is closed (0: never).
+CHATBOT_IP_RATE_BURST = env_int("CHATBOT_IP_RATE_BURST", 40)
+CHATBOT_IP_RATE_PER_SECOND = env_float("CHATBOT_IP_RATE_PER_SECOND", 10.0)
+CHATBOT_IP_MAX_CONNECTIONS = env_int("CHATBOT_IP_MAX_CONNECTIONS", 50)
+CHATBOT_IDLE_SECONDS = env_float("CHATBOT_IDLE_SECONDS", 900.0)
 CHATBOT_SUGGESTIONS = env_int("CHATBOT_SUGGESTIONS", 3)
+
+# --- Inference workers and the model --------------------------------------------------------------
 CHATBOT_ENCODER = os.environ.get("CHATBOT_ENCODER", "")
 # Any other field of training.ModelConfig, as a JSON object, e.g. '{"finetune_objective": "classify"}'.
 try:
@@ -258,35 +329,37 @@ except ValueError as error:
     raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS must be a JSON object: {error}") from None
 if not isinstance(CHATBOT_MODEL_OPTIONS, dict):
     raise ImproperlyConfigured("CHATBOT_MODEL_OPTIONS must be a JSON object")
+# Where workers unpack model versions and convert the encoders that come as packages (training.e5).
 CHATBOT_MODEL_CACHE = Path(os.environ.get("CHATBOT_MODEL_CACHE", VAR_DIR / "model-cache"))
-os.environ.setdefault("CHATBOT_MODEL_CACHE", str(CHATBOT_MODEL_CACHE))  # training.e5 converts its encoder there
-CHATBOT_SHOP_NAME = os.environ.get("CHATBOT_SHOP_NAME", "Lumen Store")
-CHATBOT_RETRAIN_CRONTAB = os.environ.get("CHATBOT_RETRAIN_CRONTAB", "0 3 * * *")
-
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
-}
-
-# --- Serving and security -------------------------------------------------------
 # Benchmark floor only: answer every message with the first pair without running the model.
 CHATBOT_NOOP_MODEL = env_bool("CHATBOT_NOOP_MODEL", False)
 # torch intra-op threads per worker process: several pool processes on few cores must not oversubscribe.
 CHATBOT_TORCH_THREADS = env_int("CHATBOT_TORCH_THREADS", 1)
 # Each worker process reloads the active model and reports to /healthz this often.
 CHATBOT_HEARTBEAT_SECONDS = env_float("CHATBOT_HEARTBEAT_SECONDS", 10.0)
+# A worker asks which model version is active at most this often (a new version is live within it).
+CHATBOT_MODEL_CHECK_SECONDS = env_float("CHATBOT_MODEL_CHECK_SECONDS", 1.0)
+# Workers keep the active Q&A pairs in memory; a saved pair is live at once, a bulk update within this.
+CHATBOT_PAIRS_CACHE_SECONDS = env_float("CHATBOT_PAIRS_CACHE_SECONDS", 5.0)
+# Customer messages whose answer task was lost between Redis and a killed worker (kombu's BRPOP takes a task
+# off the queue before it is recorded as unacknowledged) are queued again from PostgreSQL: every
+# CHATBOT_RECOVERY_SECONDS each worker asks for a sweep (0: never); a message unanswered this many seconds
+# after it was stored counts as lost, up to the horizon, at most CHATBOT_RECOVERY_ATTEMPTS times.
+CHATBOT_RECOVERY_SECONDS = env_float("CHATBOT_RECOVERY_SECONDS", 30.0)
+CHATBOT_RECOVERY_AFTER_SECONDS = env_float("CHATBOT_RECOVERY_AFTER_SECONDS", 60.0)
+CHATBOT_RECOVERY_HORIZON_SECONDS = env_float("CHATBOT_RECOVERY_HORIZON_SECONDS", 6 * 3600.0)
+CHATBOT_RECOVERY_ATTEMPTS = env_int("CHATBOT_RECOVERY_ATTEMPTS", 3)
+CHATBOT_RECOVERY_LIMIT = env_int("CHATBOT_RECOVERY_LIMIT", 500)
+
+# --- Privacy --------------------------------------------------------------------------------------
 # Personal data redacted from customer messages before they are stored: email, cn_id, card, phone.
 CHATBOT_REDACT_PII = env_list("CHATBOT_REDACT_PII", ["email", "cn_id", "card", "phone"])
 # Conversations not seen for this many days are deleted nightly (0 keeps them forever).
 CHATBOT_RETENTION_DAYS = env_int("CHATBOT_RETENTION_DAYS", 180)
 CHATBOT_RETENTION_CRONTAB = os.environ.get("CHATBOT_RETENTION_CRONTAB", "30 4 * * *")
 
-# --- Learning loop ------------------------------------------------------------
+# --- Learning loop --------------------------------------------------------------------------------
+CHATBOT_RETRAIN_CRONTAB = os.environ.get("CHATBOT_RETRAIN_CRONTAB", "0 3 * * *")
 # A candidate is put in service only when it is not worse than the active model by more than this
 # (accuracy and out-of-scope F1 on the held-out set, as fractions).
 CHATBOT_GATE_MARGIN = env_float("CHATBOT_GATE_MARGIN", 0.02)
@@ -297,7 +370,7 @@ CHATBOT_GATE_HOLDOUT_SHARE = env_float("CHATBOT_GATE_HOLDOUT_SHARE", 0.15)
 # Out-of-scope examples are few, so a larger share of them is held out.
 CHATBOT_GATE_OOS_HOLDOUT_SHARE = env_float("CHATBOT_GATE_OOS_HOLDOUT_SHARE", 0.4)
 # The share of customer questions the shop cannot answer, as the gate weighs them when it picks each model's
-# not-sure threshold and scores out-of-scope F1 (CLINC150's test split: 18 %).
+# not-sure threshold and scores out-of-scope F1.
 CHATBOT_GATE_OOS_SHARE = env_float("CHATBOT_GATE_OOS_SHARE", 0.2)
 # 0: the model's default number of epochs.
 CHATBOT_TRAIN_EPOCHS = env_int("CHATBOT_TRAIN_EPOCHS", 0)
@@ -310,36 +383,3 @@ CHATBOT_REVIEW_NEAR_TIE = env_float("CHATBOT_REVIEW_NEAR_TIE", 0.1)
 CHATBOT_REVIEW_CLUSTER_SIMILARITY = env_float("CHATBOT_REVIEW_CLUSTER_SIMILARITY", 0.75)
 # A worker refreshes the review queue at most this often (after new answers, feedback, trainings, page views).
 CHATBOT_REVIEW_REFRESH_SECONDS = env_float("CHATBOT_REVIEW_REFRESH_SECONDS", 30.0)
-# A worker asks which model version is active at most this often (a new version is live within it).
-CHATBOT_MODEL_CHECK_SECONDS = env_float("CHATBOT_MODEL_CHECK_SECONDS", 1.0)
-# The chat page's content-security policy (the page has no inline script or style).
-CHATBOT_CHAT_CSP = os.environ.get(
-    "CHATBOT_CHAT_CSP",
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-)
-# Abuse limits of one web process: frames per IP address (all its connections), open connections per
-# IP address, and seconds without a frame after which a connection is closed (0: never).
-CHATBOT_IP_RATE_BURST = env_int("CHATBOT_IP_RATE_BURST", 40)
-CHATBOT_IP_RATE_PER_SECOND = env_float("CHATBOT_IP_RATE_PER_SECOND", 10.0)
-CHATBOT_IP_MAX_CONNECTIONS = env_int("CHATBOT_IP_MAX_CONNECTIONS", 50)
-CHATBOT_IDLE_SECONDS = env_float("CHATBOT_IDLE_SECONDS", 900.0)
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-SECURE_REFERRER_POLICY = "same-origin"
-SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = True
-# Prometheus: HTTP metrics from django-prometheus, product metrics from chatbot.metrics, at GET /metrics
-# for these addresses (and for staff users).
-INSTALLED_APPS += ["django_prometheus"]
-MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
-CHATBOT_METRICS_ALLOWED_IPS = env_list("CHATBOT_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
-# Structured logs: one JSON object a line with the ids of the conversation and message (plain: readable).
-if os.environ.get("LOG_FORMAT", "json" if PRODUCTION else "plain") == "json":
-    LOGGING["formatters"]["json"] = {"()": "chatbot.logs.JsonFormatter"}
-    LOGGING["handlers"]["console"]["formatter"] = "json"
-# Workers keep the active Q&A pairs in memory; a saved pair is live at once, a bulk update within this.
-CHATBOT_PAIRS_CACHE_SECONDS = env_float("CHATBOT_PAIRS_CACHE_SECONDS", 5.0)

@@ -1,7 +1,6 @@
 import hashlib
 import logging
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
@@ -9,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from chatbot.health import workers_status
 from chatbot.metrics import metrics_register
+from chatbot.redis_client import redis_client
 from chatbot.registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def _redis() -> dict:
     if not settings.REDIS_URL:
         return {"ok": True, "mode": "embedded (no Redis configured)"}
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        redis_client().ping()
         return {"ok": True}
     except Exception as error:
         return {"ok": False, "error": str(error)}

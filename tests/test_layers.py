@@ -11,7 +11,7 @@ PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "chatbot.settings",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "SECRET_KEY": "layers-test-" + "abcdefghijklmnopqrstuvwxyz0123456789",
+    "SECRET_KEY": "layers-test-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ",
     "ALLOWED_HOSTS": "support.example.com",
 }
 

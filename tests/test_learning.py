@@ -91,7 +91,7 @@ def test_it_rejects_a_candidate_trained_on_corrupted_labels_and_keeps_the_active
     active, quick_training, monkeypatch
 ):
     # given: training data whose labels are shuffled (the held-out set is not)
-    monkeypatch.setattr(services, "dataset_build", lambda: _corrupted(dataset_build()))
+    monkeypatch.setattr(pipeline, "dataset_build", lambda: _corrupted(dataset_build()))
     run = TrainingRun.objects.create(trigger=TrainingRun.Trigger.COMMAND)
     # when
     run = training_run_execute(run)

@@ -175,7 +175,8 @@ def test_a_retrain_request_while_one_is_queued_reuses_it(monkeypatch):
 def _embedded_env(var_dir) -> dict[str, str]:  # noqa: ANN001
     """`make run`'s settings: no DATABASE_URL or REDIS_URL, so SQLite, the in-memory channel layer, answers
     computed in the web process and the file-system Celery broker, all under a var dir of its own."""
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+    drop = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS")
+    env = {key: value for key, value in os.environ.items() if key not in drop}
     env.update(
         CHATBOT_VAR_DIR=str(var_dir),
         DJANGO_SETTINGS_MODULE="chatbot.settings",

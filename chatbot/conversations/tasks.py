@@ -1,4 +1,3 @@
-import functools
 import logging
 
 from celery import shared_task
@@ -15,6 +14,7 @@ from chatbot.conversations.services import (
     conversations_purge,
     messages_unanswered,
 )
+from chatbot.redis_client import redis_client, redis_key
 from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
@@ -63,13 +63,6 @@ def conversations_purge_task() -> int:
     return deleted
 
 
-@functools.cache
-def _broker_redis():  # noqa: ANN202
-    import redis
-
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-
 @shared_task(name="chatbot.conversations.tasks.recover_unanswered_task", ignore_result=True)
 def recover_unanswered_task() -> int:
     """Queue again the answer of every customer message still unanswered CHATBOT_RECOVERY_AFTER_SECONDS after
@@ -82,7 +75,7 @@ def recover_unanswered_task() -> int:
     Returns how many were queued again.
     """
     close_old_connections()
-    client, prefix = _broker_redis(), f"{settings.REDIS_PREFIX}chatbot:recover"
+    client, prefix = redis_client(), redis_key("recover")
     interval_ms = max(100, int(settings.CHATBOT_RECOVERY_SECONDS * 900))
     if not client.set(f"{prefix}:lock", 1, nx=True, px=interval_ms):
         return 0

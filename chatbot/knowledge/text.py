@@ -1,16 +1,11 @@
 """Small text helpers shared by the knowledge base and the conversations."""
 
-import re
-
 import nh3
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from training.text import language as detect_language
+
+__all__ = ["answer_html", "answer_plain", "detect_language"]
 ALLOWED_TAGS = {"a", "b", "strong", "i", "em", "br", "p", "ul", "ol", "li"}
-
-
-def detect_language(text: str) -> str:
-    """'zh' when the text has Chinese characters, else 'en'."""
-    return "zh" if _CJK.search(text) else "en"
 
 
 def answer_html(text: str) -> str:

@@ -3,27 +3,18 @@ from typing import Any
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+RETRAIN_TASK = "Retrain the answer model"
+
 
 def ensure_retrain_schedule(**kwargs: Any) -> None:
-    """Create the nightly retraining entry once; after that it is the admin's to edit."""
     from django.conf import settings
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    if PeriodicTask.objects.filter(name="Retrain the answer model").exists():
-        return
-    minute, hour, day_of_month, month_of_year, day_of_week = settings.CHATBOT_RETRAIN_CRONTAB.split()
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone=settings.TIME_ZONE,
-    )
-    PeriodicTask.objects.create(
-        name="Retrain the answer model",
+    from chatbot.schedules import schedule_ensure
+
+    schedule_ensure(
+        name=RETRAIN_TASK,
         task="chatbot.registry.tasks.scheduled_retrain_task",
-        crontab=crontab,
+        crontab=settings.CHATBOT_RETRAIN_CRONTAB,
         queue="training",
         description="Trains a new model from the curated pairs and reviewed messages.",
     )

@@ -4,11 +4,21 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from chatbot.registry.artifacts import ArtifactError, artifact_load
 from chatbot.registry.models import ModelVersion
-from training import AnswerModel
+from training import AnswerModel, e5
 
 logger = logging.getLogger(__name__)
+
+
+def training_cache_configure() -> None:
+    """Encoders that come as packages (multilingual-e5) are converted into the model cache, once per machine."""
+    e5.cache_root_set(settings.CHATBOT_MODEL_CACHE)
+
+
+training_cache_configure()
 
 
 @dataclass(frozen=True)
@@ -85,9 +95,3 @@ def engine_status() -> dict:
         "loaded_version": loaded.version_id if loaded else None,
         "error": _state.error,
     }
-
-
-def engine_reset() -> None:
-    """Forget the loaded model (tests, and after the artifact cache is cleared)."""
-    with _lock:
-        _state.loaded, _state.error, _state.failed_version_id = None, "", None

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store
 from chatbot.registry.dataset import Dataset, dataset_build
+from chatbot.registry.engine import training_cache_configure
 from chatbot.registry.gate import Scored, calibrate, gate_compare, score_rows, tradeoff_curve
 from chatbot.registry.lock import training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
@@ -23,6 +24,7 @@ from chatbot.registry.services import model_version_activate, training_runs_fail
 from training import AnswerModel, ModelConfig
 
 logger = logging.getLogger(__name__)
+training_cache_configure()
 
 
 class TrainingError(Exception):
