@@ -10,20 +10,14 @@ from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry import pipeline, services
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import engine_get
-from chatbot.registry.gate import (
-    calibrate,
-    decisions_at,
-    gate_compare,
-    metrics,
-    oos_weight,
-    score_rows,
-    tradeoff_curve,
-)
+from chatbot.registry.gate import calibrate, gate_compare, oos_weight
 from chatbot.registry.lock import TRAINING_LOCK_KEY
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.pipeline import model_version_load, training_run_execute
 from chatbot.registry.services import STALE_REASON, model_version_set_threshold
 from training import ModelConfig
+from training.gate import decisions_at, metrics, paired_z, score_rows, tradeoff_curve
+from training.rejection import Rejection
 
 pytestmark = pytest.mark.django_db
 
@@ -156,8 +150,6 @@ def test_the_operating_point_is_applied_by_the_engine_without_a_reload(active):
 
 
 def test_the_gate_tolerates_a_loss_within_chance_but_not_a_clear_one():
-    from chatbot.registry.gate import paired_z
-
     noise = paired_z([True] * 8 + [False] * 13, [False] * 8 + [True] * 13)  # 8 won, 13 lost
     clear = paired_z([False] * 40 + [True] * 2, [True] * 40 + [False] * 2)
     assert noise < 1.64 < clear
@@ -169,7 +161,7 @@ class _Scripted:
 
     def __init__(self, answers: dict[str, tuple[str, float]], transform=lambda score: score) -> None:  # noqa: ANN001
         self.answers, self.transform = answers, transform
-        self.threshold, self.margin, self.config = 0.0, 0.0, ModelConfig()
+        self.rejection, self.config = Rejection(), ModelConfig()
 
     def predict(self, texts: list[str], k: int = 2) -> list[list[tuple[str, float]]]:
         ranked = [self.answers[text] for text in texts]
@@ -201,7 +193,7 @@ def test_the_operating_point_is_chosen_on_the_held_out_set_with_out_of_scope_at_
     # when
     threshold, margin = calibrate(model, holdout)
     # then: threshold and margin that keep every right answer and catch most out-of-scope questions
-    decided = metrics(gold, decisions_at(score_rows(model, holdout), threshold, margin))
+    decided = metrics(gold, decisions_at(score_rows(model, holdout), Rejection(threshold, margin)))
     assert decided["accuracy"] == pytest.approx(0.9) and decided["oos_recall"] >= 0.6, (threshold, margin, decided)
     assert calibrate(model, [row for row in holdout if row[1] != "oos"]) is None  # the trainer's point is kept
 
@@ -211,7 +203,7 @@ def test_the_gate_compares_each_model_at_its_own_calibrated_operating_point():
     # active model's threshold (and its own stored one, 0) would say "not sure" to the wrong questions
     holdout, answers = _scripted_holdout()
     active, candidate = _Scripted(answers), _Scripted(answers, transform=lambda score: score**3)
-    active.threshold = 0.4
+    active.rejection = Rejection(threshold=0.4)
     # when
     result = gate_compare(candidate, active, holdout, margin=0.0)
     # then: the two measure the same, and the candidate passes
@@ -232,7 +224,7 @@ def test_a_model_that_cannot_reach_the_precision_target_still_says_not_sure_to_o
     # when
     point = calibrate(model, holdout)
     # then: the trainer's rule without out-of-scope examples (give up at most 5 % of the right answers) is used
-    decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), *point))
+    decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), Rejection(*point)))
     assert decided["oos_recall"] >= 0.9 and decided["accuracy"] >= 0.85, (point, decided)
 
 

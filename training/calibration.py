@@ -1,10 +1,82 @@
-"""Temperature scaling and the rejection rule (threshold on top-1 score, margin on top1 - top2)."""
+"""What a trained model fits on held-out data (`Calibration`): temperatures, fusion weights and the rejection rule."""
 
 import itertools
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from .rejection import Rejection
+
+LANGUAGES = ("en", "zh")  # fusion weighs its encoders per language (text.language)
+
+
+class CalibrationError(ValueError):
+    """A calibration record that cannot be used (a damaged or hand-edited model folder)."""
+
+
+@dataclass
+class Calibration:
+    """Fitted after training on held-out rows; saved with the model ("calibration" in its config.json).
+
+    temperatures: per component, divides its logits; weights: per language, each component's share of the fused
+    log-probabilities; temperature: divides the fused scores; rejection: when the model says it is not sure.
+    """
+
+    temperatures: dict[str, float]
+    weights: dict[str, dict[str, float]]
+    temperature: float = 1.0
+    rejection: Rejection = field(default_factory=Rejection)
+
+    @classmethod
+    def uncalibrated(cls, components: list[str]) -> "Calibration":
+        """Before any held-out data: every temperature 1, components weighed equally, every answer accepted."""
+        weights = {lang: dict.fromkeys(components, 1.0 / len(components)) for lang in LANGUAGES}
+        return cls(dict.fromkeys(components, 1.0), weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat, JSON-ready copy (the keys that from_dict reads)."""
+        return {
+            "temperatures": dict(self.temperatures),
+            "weights": {lang: dict(weights) for lang, weights in self.weights.items()},
+            "temperature": self.temperature,
+            "threshold": self.rejection.threshold,
+            "margin": self.rejection.margin,
+            "background": self.rejection.background,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, components: list[str]) -> "Calibration":
+        """Read and check a record written by to_dict for a model made of `components`; CalibrationError names
+        the first thing wrong."""
+        if not isinstance(data, dict):
+            raise CalibrationError(f"calibration must be an object, got {type(data).__name__}")
+        missing = [key for key in cls.uncalibrated(["x"]).to_dict() if key not in data]
+        if missing:
+            raise CalibrationError(f"calibration lacks {', '.join(missing)}")
+        temperatures = _per_component(data["temperatures"], components, "temperatures", positive=True)
+        if not isinstance(data["weights"], dict):
+            raise CalibrationError("calibration weights must be an object of languages")
+        weights = {lang: _per_component(data["weights"].get(lang), components, f"weights.{lang}") for lang in LANGUAGES}
+        background = None if data["background"] is None else _number(data["background"], "background")
+        rejection = Rejection(_number(data["threshold"], "threshold"), _number(data["margin"], "margin"), background)
+        return cls(temperatures, weights, _number(data["temperature"], "temperature", positive=True), rejection)
+
+
+def _number(value: Any, name: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CalibrationError(f"calibration {name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise CalibrationError(f"calibration {name} must be positive, got {value!r}")
+    return float(value)
+
+
+def _per_component(values: Any, components: list[str], name: str, positive: bool = False) -> dict[str, float]:
+    if not isinstance(values, dict) or not set(components) <= set(values):
+        raise CalibrationError(f"calibration {name} must give a number for each of {components}, got {values!r}")
+    return {key: _number(value, f"{name}.{key}", positive) for key, value in values.items()}
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -14,143 +86,6 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     grid = torch.logspace(-1.5, 1.5, 61)
     nll = torch.stack([F.cross_entropy(logits / t, targets) for t in grid])
     return float(grid[int(nll.argmin())])
-
-
-@dataclass
-class Rejection:
-    threshold: float
-    margin: float
-
-
-def top2(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """scores (n, L) probabilities -> top-1 score, top1 - top2, top-1 index."""
-    k = min(2, scores.shape[1])
-    values, index = scores.topk(k, dim=1)
-    second = values[:, 1] if k == 2 else torch.zeros(len(scores))
-    return values[:, 0], values[:, 0] - second, index[:, 0]
-
-
-def _grid(values: torch.Tensor, n: int) -> torch.Tensor:
-    if len(values) == 0:
-        return torch.zeros(1)
-    quantiles = torch.quantile(values, torch.linspace(0, 1, n))
-    return torch.unique(torch.cat([torch.zeros(1), quantiles, values.max().view(1) + 1e-6]))
-
-
-def oos_weight(oos: torch.Tensor, share: float) -> float:
-    """Weight of one out-of-scope row (`oos`: a boolean per row) so that out-of-scope rows make up `share` of
-    the weighted rows; 1 when there is nothing to reweigh (no rows of one kind, or share outside (0, 1))."""
-    n_oos, n_in = int(oos.sum()), int((~oos).sum())
-    if not n_oos or not n_in or not 0 < share < 1:
-        return 1.0
-    return share / (1 - share) * n_in / n_oos
-
-
-def choose_rejection(
-    scores: torch.Tensor,
-    targets: torch.Tensor,
-    target_precision: float,
-    reject_rate: float,
-    oos_prior: float = 0.0,
-) -> Rejection:
-    """Pick (threshold, margin) on held-out rows; targets == -1 marks out-of-scope rows.
-
-    With oos rows: maximise in-scope accuracy (rejected = wrong) + oos recall, among the
-    pairs whose oos precision (share of rejected rows that are oos) >= target_precision; with
-    0 < oos_prior < 1 both are taken as expected on traffic with that share of oos messages
-    (held-out oos rows reweighted; objective (1 - prior) * in-scope accuracy + prior * recall),
-    else the held-out data's own share is used for the precision.
-    Without oos rows (or when no pair rejecting anything meets the precision): reject as many
-    wrong answers (oos rows included) as possible while rejecting at most `reject_rate` of the
-    correct ones, then use the whole budget (catches off-topic input).
-    """
-    top, gap, pred = top2(scores)
-    thresholds, margins = _grid(top, 200), _grid(gap, 20)
-    reject = (top[None, None] < thresholds[:, None, None]) | (gap[None, None] < margins[None, :, None])
-    oos = targets == -1
-    correct = (pred == targets) & ~oos
-    weight = oos_weight(oos, oos_prior)  # each held-out oos row counts as this many when checking the precision
-    score = _oos_objective(reject, oos, correct, target_precision, weight, oos_prior) if oos.any() else None
-    if score is None or not reject.flatten(0, 1)[int(score.flatten().argmax())].any():
-        # no oos rows, or too few to reach the precision while rejecting anything: oos rows count as wrong answers
-        score = _selective_objective(reject, correct, reject_rate)
-    best = int(score.flatten().argmax())
-    i, j = divmod(best, len(margins))
-    return Rejection(float(thresholds[i]), float(margins[j]))
-
-
-def gate(scores: torch.Tensor, familiarity: torch.Tensor, background: float | None) -> torch.Tensor:
-    """p(label) * p(in scope): probabilities shrink when every logit is low (an unfamiliar message).
-
-    p(in scope) = sigmoid(familiarity - background), as if a background class with logit `background`
-    competed with the labels; familiarity (n,) is the logsumexp of the calibrated logits. None = no gate.
-    """
-    return scores if background is None else scores * torch.sigmoid(familiarity - background)[:, None]
-
-
-def choose_background(
-    scores: torch.Tensor,
-    familiarity: torch.Tensor,
-    targets: torch.Tensor,
-    target_precision: float,
-    reject_rate: float,
-    oos_prior: float = 0.0,
-    min_oos: int = 10,
-) -> tuple[float | None, Rejection]:
-    """Background logit (or None) and rejection rule that maximise held-out in-scope accuracy + oos recall
-    at the target oos precision. Needs at least `min_oos` held-out oos rows, else no gate."""
-    oos = targets == -1
-    candidates: list[float | None] = [None]
-    if int(oos.sum()) >= min_oos and (~oos).any():
-        candidates += [float(b) for b in torch.quantile(familiarity, torch.linspace(0.0, 0.6, 25)).unique()]
-    best: tuple[float, float | None, Rejection] | None = None
-    for background in candidates:
-        gated = gate(scores, familiarity, background)
-        rule = choose_rejection(gated, targets, target_precision, reject_rate, oos_prior)
-        value = rejection_value(gated, targets, rule, target_precision, oos_prior)
-        if best is None or value > best[0] + 1e-9:
-            best = (value, background, rule)
-    assert best is not None
-    return best[1], best[2]
-
-
-def rejection_value(
-    scores: torch.Tensor, targets: torch.Tensor, rule: Rejection, precision: float, oos_prior: float = 0.0
-) -> float:
-    """The objective of choose_rejection for `rule`; -1 when it misses the precision."""
-    top, gap, pred = top2(scores)
-    reject = ((top < rule.threshold) | (gap < rule.margin))[None, None]
-    oos = targets == -1
-    if not oos.any():
-        return -1.0
-    weight = oos_weight(oos, oos_prior)
-    return float(_oos_objective(reject, oos, (pred == targets) & ~oos, precision, weight, oos_prior).flatten()[0])
-
-
-def _oos_objective(
-    reject: torch.Tensor,
-    oos: torch.Tensor,
-    correct: torch.Tensor,
-    precision: float,
-    weight: float = 1.0,
-    prior: float = 0.0,
-) -> torch.Tensor:
-    true_rejected = (reject & oos).sum(-1)
-    false_rejected = (reject & ~oos).sum(-1)
-    n_rejected = weight * true_rejected + false_rejected
-    feasible = (weight * true_rejected >= precision * n_rejected) | (n_rejected == 0)
-    in_scope_acc = (correct & ~reject).sum(-1) / max(int((~oos).sum()), 1)
-    recall = true_rejected / oos.sum()
-    share = prior if 0 < prior < 1 else 0.5  # expected accuracy on traffic with that share of oos messages
-    return torch.where(feasible, (1 - share) * in_scope_acc + share * recall, torch.tensor(-1.0))
-
-
-def _selective_objective(reject: torch.Tensor, correct: torch.Tensor, reject_rate: float) -> torch.Tensor:
-    lost = (reject & correct).sum(-1)
-    feasible = lost <= reject_rate * max(int(correct.sum()), 1)
-    caught = (reject & ~correct).sum(-1).float()
-    total = reject.sum(-1).float() / (reject.shape[-1] + 1)  # tie-break: use the budget
-    return torch.where(feasible, caught + total, torch.tensor(-1.0))
 
 
 def simplex(n: int, step: float = 0.1) -> list[tuple[float, ...]]:

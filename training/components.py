@@ -12,7 +12,7 @@ from . import e5
 from .config import ModelConfig
 from .data import Example, encode_targets
 from .ngram import NgramClassifier, NgramEncoder
-from .trainer import EpochCallback, Trainer
+from .trainer import EpochCallback, train_classifier
 from .transformer import (
     FeatureClassifier,
     default_transformer_path,
@@ -92,8 +92,10 @@ def train_component(
         run_config = dataclasses.replace(config, lr=config.head_lr, epochs=config.head_epochs, batch_size=64)
         torch.manual_seed(config.seed)
         module.head.reset_parameters()
-    trainer = Trainer(module, run_config, (texts, targets), encode_targets(val, labels), on_epoch, stage=name)
-    return module, trainer.run(epochs or run_config.epochs)
+    val_split = encode_targets(val, labels)
+    return module, train_classifier(
+        module, run_config, (texts, targets), val_split, epochs or run_config.epochs, on_epoch, name
+    )
 
 
 def feature_component(name: str, config: ModelConfig, n_labels: int, backbones: dict[str, Any]) -> FeatureClassifier:

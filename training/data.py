@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .text import OOS
-
-Example = tuple[str, str]
+OUT_OF_SCOPE = "oos"  # the label of a question the knowledge base does not answer; never a class of the model
+Example = tuple[str, str]  # (text, label): a label is an answer's id or OUT_OF_SCOPE
 
 
 def read_csv(path: str | Path) -> list[Example]:
@@ -18,7 +17,7 @@ def read_csv(path: str | Path) -> list[Example]:
 
 
 def label_list(examples: list[Example]) -> list[str]:
-    return sorted({label for _, label in examples if label != OOS})
+    return sorted({label for _, label in examples if label != OUT_OF_SCOPE})
 
 
 def encode_targets(examples: list[Example], labels: list[str]) -> tuple[list[str], torch.Tensor]:

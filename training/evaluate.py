@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from .config import ModelConfig
-from .data import Example, read_csv
+from .data import OUT_OF_SCOPE, Example, read_csv
 from .model import AnswerModel
-from .text import OOS
+from .rejection import Ranked, Rejection
 
 
 def macro_f1(gold: list[str], pred: list[str]) -> float:
@@ -27,17 +27,17 @@ def macro_f1(gold: list[str], pred: list[str]) -> float:
 def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
     ranked = model.predict([t for t, _ in test], k=2)
     top1 = [r[0][0] for r in ranked]
-    final = [label if model.decide(r) else OOS for label, r in zip(top1, ranked, strict=True)]
+    final = [label if model.decide(r) else OUT_OF_SCOPE for label, r in zip(top1, ranked, strict=True)]
     gold = [label for _, label in test]
-    ins = [i for i, g in enumerate(gold) if g != OOS]
-    oos = [i for i, g in enumerate(gold) if g == OOS]
-    rejected = [i for i, f in enumerate(final) if f == OOS]
+    ins = [i for i, g in enumerate(gold) if g != OUT_OF_SCOPE]
+    oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
+    rejected = [i for i, f in enumerate(final) if f == OUT_OF_SCOPE]
     closed = _share(top1[i] == gold[i] for i in ins)
     out = {
         "closed_set_accuracy": closed,
         "in_scope_accuracy": _share(final[i] == gold[i] for i in ins),
-        "oos_precision": _share(gold[i] == OOS for i in rejected) if oos else None,
-        "oos_recall": _share(final[i] == OOS for i in oos) if oos else None,
+        "oos_precision": _share(gold[i] == OUT_OF_SCOPE for i in rejected) if oos else None,
+        "oos_recall": _share(final[i] == OUT_OF_SCOPE for i in oos) if oos else None,
         "accuracy": _share(f == g for f, g in zip(final, gold, strict=True)) if oos else closed,
         "macro_f1": macro_f1(gold, final) if oos else macro_f1([gold[i] for i in ins], [top1[i] for i in ins]),
         "rejected_share": len(rejected) / len(test),
@@ -53,24 +53,24 @@ def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
                 for name, component in model.components.items()
             }
     if oos:
-        out["tradeoff"] = tradeoff(ranked, gold, model.margin)
+        out["tradeoff"] = tradeoff(ranked, gold, model.rejection)
     return out
 
 
-def tradeoff(ranked: list[list[tuple[str, float]]], gold: list[str], margin: float) -> list[dict[str, float]]:
-    """OOS precision / recall and in-scope accuracy on the test rows as the threshold sweeps (margin fixed)."""
+def tradeoff(ranked: list[Ranked], gold: list[str], rule: Rejection) -> list[dict[str, float | None]]:
+    """OOS precision / recall and in-scope accuracy on the test rows as the threshold sweeps (rule's margin)."""
     rows = []
     for threshold in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-        accept = [r[0][1] >= threshold and r[0][1] - (r[1][1] if len(r) > 1 else 0) >= margin for r in ranked]
-        final = [r[0][0] if a else OOS for r, a in zip(ranked, accept, strict=True)]
+        at = rule.at(threshold, rule.margin)
+        final = [r[0][0] if at.accepts_ranked(r) else OUT_OF_SCOPE for r in ranked]
         pairs = list(zip(final, gold, strict=True))
-        rejected = [g for f, g in pairs if f == OOS]
+        rejected = [g for f, g in pairs if f == OUT_OF_SCOPE]
         rows.append(
             {
                 "threshold": threshold,
-                "oos_precision": _share(g == OOS for g in rejected) if rejected else None,
-                "oos_recall": _share(f == OOS for f, g in pairs if g == OOS),
-                "in_scope_accuracy": _share(f == g for f, g in pairs if g != OOS),
+                "oos_precision": _share(g == OUT_OF_SCOPE for g in rejected) if rejected else None,
+                "oos_recall": _share(f == OUT_OF_SCOPE for f, g in pairs if g == OUT_OF_SCOPE),
+                "in_scope_accuracy": _share(f == g for f, g in pairs if g != OUT_OF_SCOPE),
             }
         )
     return rows

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import calibration
+from .calibration import LANGUAGES, Calibration, CalibrationError, choose_weights, fit_temperature
 from .components import component_names, component_shape, empty_component, train_component
 from .config import ModelConfig
 from .data import Example, encode_targets, holdout_split, label_list
+from .rejection import Ranked, Rejection, choose_background, choose_rejection
 from .text import language
 from .trainer import EpochCallback
 from .transformer import save_backbone, transformer_folder
@@ -21,8 +22,7 @@ from .transformer import save_backbone, transformer_folder
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.pt"
-LANGUAGES = ("en", "zh")
-Ranked = list[tuple[str, float]]
+Weights = dict[str, dict[str, float]]  # language -> component -> weight
 
 
 class AnswerModel:
@@ -35,20 +35,34 @@ class AnswerModel:
         components: dict[str, nn.Module],
         backbones: dict[str, Any],
         meta: dict[str, Any],
+        calibration: Calibration | None = None,
     ) -> None:
-        self.config, self.labels, self.meta = config, labels, meta
+        self.config, self.labels, self.meta = config, labels, meta  # meta: what training measured
         self.components = nn.ModuleDict(components).eval()
         self.backbones = backbones  # pretrained sentence encoders the components read from
         self.quantized = False
-        names = list(components)
-        self.temperatures: dict[str, float] = meta.get("temperatures", dict.fromkeys(names, 1.0))
-        self.weights: dict[str, dict[str, float]] = meta.get(
-            "weights", {g: dict.fromkeys(names, 1.0 / len(names)) for g in LANGUAGES}
-        )
-        self.temperature: float = meta.get("temperature", 1.0)
-        self.threshold: float = meta.get("threshold", 0.0)
-        self.margin: float = meta.get("margin", 0.0)
-        self.background: float | None = meta.get("background")  # see calibration.gate; None = no gate
+        self.calibration = calibration or Calibration.uncalibrated(list(components))
+
+    @property
+    def rejection(self) -> Rejection:
+        return self.calibration.rejection
+
+    # the operating point: the deployment gate and an operator move it on a trained model
+    @property
+    def threshold(self) -> float:
+        return self.calibration.rejection.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.calibration.rejection = self.rejection.at(value, self.margin)
+
+    @property
+    def margin(self) -> float:
+        return self.calibration.rejection.margin
+
+    @margin.setter
+    def margin(self, value: float) -> None:
+        self.calibration.rejection = self.rejection.at(self.threshold, value)
 
     # --- training -------------------------------------------------------------------------
     @classmethod
@@ -95,54 +109,45 @@ class AnswerModel:
     def recalibrate(self, val: list[Example]) -> None:
         """Refit temperatures, fusion weights and the rejection rule of a trained model on new held-out data."""
         self._calibrate(val)
-        self.meta.update({"temperatures": self.temperatures, "weights": self.weights})
-        self.meta.update({"temperature": self.temperature, "threshold": self.threshold, "margin": self.margin})
-        self.meta["background"] = self.background
 
     def _calibrate(self, val: list[Example]) -> None:
         if not val:
             return
         texts, targets = encode_targets(val, self.labels)
+        langs = [language(t) for t in texts]
         in_scope = targets >= 0
-        log_probs, logsumexps = {}, {}
+        temperatures, log_probs, logsumexps = {}, {}, {}
         with torch.no_grad():
             for name, component in self.components.items():
                 logits = component.logits(texts)
-                self.temperatures[name] = calibration.fit_temperature(logits[in_scope], targets[in_scope])
-                log_probs[name] = F.log_softmax(logits / self.temperatures[name], dim=-1)
-                logsumexps[name] = torch.logsumexp(logits / self.temperatures[name], dim=-1)
+                temperatures[name] = fit_temperature(logits[in_scope], targets[in_scope])
+                log_probs[name] = F.log_softmax(logits / temperatures[name], dim=-1)
+                logsumexps[name] = torch.logsumexp(logits / temperatures[name], dim=-1)
                 hits = logits[in_scope].argmax(-1) == targets[in_scope]
                 self.meta.setdefault("val_accuracy_by_component", {})[name] = (
                     float(hits.float().mean()) if len(hits) else None
                 )
-        self.weights = self._choose_weights(log_probs, targets, [language(t) for t in texts])
-        fused = self._fuse(log_probs, [language(t) for t in texts])
-        self.temperature = calibration.fit_temperature(fused[in_scope], targets[in_scope])
-        scores = torch.softmax(fused / self.temperature, dim=-1)
+        weights = self._choose_weights(log_probs, targets, langs)
+        fused = self._fuse(weights, log_probs, langs)
+        temperature = fit_temperature(fused[in_scope], targets[in_scope])
+        scores = torch.softmax(fused / temperature, dim=-1)
         hits = scores[in_scope].argmax(-1) == targets[in_scope]
         self.meta["val_accuracy"] = float(hits.float().mean()) if len(hits) else None  # before any refit
         args = (targets, self.config.target_oos_precision, self.config.reject_rate, self.config.oos_prior)
         if self.config.reject_unfamiliar:
-            familiarity = self._familiarity(logsumexps, [language(t) for t in texts])
-            self.background, rule = calibration.choose_background(scores, familiarity, *args)
+            rejection = choose_background(scores, self._familiarity(weights, logsumexps, langs), *args)
         else:
-            self.background, rule = None, calibration.choose_rejection(scores, *args)
-        self.threshold, self.margin = rule.threshold, rule.margin
+            rejection = choose_rejection(scores, *args)
+        self.calibration = Calibration(temperatures, weights, temperature, rejection)
 
-    def _choose_weights(
-        self, log_probs: dict[str, torch.Tensor], targets: torch.Tensor, langs: list[str]
-    ) -> dict[str, dict[str, float]]:
+    def _choose_weights(self, log_probs: dict[str, torch.Tensor], targets: torch.Tensor, langs: list[str]) -> Weights:
         names = list(log_probs)
-        overall = calibration.choose_weights(list(log_probs.values()), targets)
+        overall = choose_weights(list(log_probs.values()), targets)
         weights = {}
         for lang in LANGUAGES:
             rows = torch.tensor([g == lang for g in langs])
             enough = bool((targets[rows] >= 0).sum() >= 20)  # too few rows: the overall weights generalise better
-            chosen = (
-                calibration.choose_weights([lp[rows] for lp in log_probs.values()], targets[rows])
-                if enough
-                else overall
-            )
+            chosen = choose_weights([lp[rows] for lp in log_probs.values()], targets[rows]) if enough else overall
             weights[lang] = dict(zip(names, chosen, strict=True))
         return weights
 
@@ -156,51 +161,44 @@ class AnswerModel:
             "n_examples": len(examples),
             "n_val": len(val),
             "best_epochs": best,
-            "temperatures": self.temperatures,
-            "weights": self.weights,
-            "temperature": self.temperature,
-            "threshold": self.threshold,
-            "margin": self.margin,
-            "background": self.background,
             "train_seconds": round(seconds, 3),
             "val_accuracy": self.meta.get("val_accuracy"),
         }
 
     # --- inference ------------------------------------------------------------------------
-    def _fuse(self, log_probs: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
+    def _fuse(self, weights: Weights, log_probs: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
         """Per-row weighted sum of each component's calibrated log-probabilities -> (n, L)."""
         fused = torch.zeros(len(langs), len(self.labels))
         for name, lp in log_probs.items():
-            w = torch.tensor([self.weights[g][name] for g in langs])
+            w = torch.tensor([weights[g][name] for g in langs])
             fused += w[:, None] * lp
         return fused
 
-    def _familiarity(self, logsumexps: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
+    @staticmethod
+    def _familiarity(weights: Weights, logsumexps: dict[str, torch.Tensor], langs: list[str]) -> torch.Tensor:
         """(n,) weighted logsumexp of each component's calibrated logits: low for unfamiliar messages."""
         familiarity = torch.zeros(len(langs))
         for name, value in logsumexps.items():
-            familiarity += torch.tensor([self.weights[g][name] for g in langs]) * value
+            familiarity += torch.tensor([weights[g][name] for g in langs]) * value
         return familiarity
 
     @torch.no_grad()
     def scores(self, texts: list[str]) -> torch.Tensor:
         """(n, n_labels) calibrated probabilities; a component is run only on rows where it has weight.
 
-        With a background logit (calibration.gate) they sum to p(in scope) <= 1 instead of 1.
+        With a background logit (Rejection.discount) they sum to p(in scope) <= 1 instead of 1.
         """
-        langs = [language(t) for t in texts]
+        langs, calibration = [language(t) for t in texts], self.calibration
         log_probs, logsumexps = {}, {}
         for name, component in self.components.items():
-            rows = [i for i, g in enumerate(langs) if self.weights[g][name] > 0]
+            rows = [i for i, g in enumerate(langs) if calibration.weights[g][name] > 0]
             lp, lse = torch.zeros(len(texts), len(self.labels)), torch.zeros(len(texts))
             if rows:
-                logits = component.logits([texts[i] for i in rows]) / self.temperatures[name]
+                logits = component.logits([texts[i] for i in rows]) / calibration.temperatures[name]
                 lp[rows], lse[rows] = F.log_softmax(logits, dim=-1), torch.logsumexp(logits, dim=-1)
             log_probs[name], logsumexps[name] = lp, lse
-        scores = torch.softmax(self._fuse(log_probs, langs) / self.temperature, dim=-1)
-        if self.background is None:
-            return scores
-        return calibration.gate(scores, self._familiarity(logsumexps, langs), self.background)
+        scores = torch.softmax(self._fuse(calibration.weights, log_probs, langs) / calibration.temperature, dim=-1)
+        return self.rejection.discount(scores, self._familiarity(calibration.weights, logsumexps, langs))
 
     def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
         if not texts:
@@ -212,11 +210,8 @@ class AnswerModel:
         ]
 
     def decide(self, ranked: Ranked) -> bool:
-        """True when confident: top-1 score >= threshold and top1 - top2 >= margin (top2 = 0 if absent)."""
-        if not ranked:
-            return False
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
-        return ranked[0][1] >= self.threshold and ranked[0][1] - second >= self.margin
+        """True when the model is sure of `ranked` (one answer of predict) at its operating point."""
+        return self.rejection.accepts_ranked(ranked)
 
     @torch.no_grad()
     def embed(self, texts: list[str]) -> torch.Tensor:
@@ -224,7 +219,7 @@ class AnswerModel:
         langs = [language(t) for t in texts]
         parts = []
         for name, component in self.components.items():
-            w = torch.tensor([self.weights[g][name] for g in langs]).sqrt()
+            w = torch.tensor([self.calibration.weights[g][name] for g in langs]).sqrt()
             parts.append(component.embed(texts) * w[:, None])
         return F.normalize(torch.cat(parts, dim=-1), dim=-1) if texts else torch.zeros(0, 1)
 
@@ -234,9 +229,11 @@ class AnswerModel:
         if unknown or not names:
             raise ValueError(f"unknown components {sorted(unknown)}; this model has {list(self.components)}")
         self.components = nn.ModuleDict({n: self.components[n] for n in names}).eval()
-        for lang, weights in self.weights.items():
+        calibration = self.calibration
+        calibration.temperatures = {n: calibration.temperatures[n] for n in names}
+        for lang, weights in calibration.weights.items():
             total = sum(weights[n] for n in names)
-            self.weights[lang] = {n: weights[n] / total if total > 0 else 1.0 / len(names) for n in names}
+            calibration.weights[lang] = {n: weights[n] / total if total > 0 else 1.0 / len(names) for n in names}
         self.meta["components"] = list(names)
         return self
 
@@ -249,7 +246,8 @@ class AnswerModel:
 
     @property
     def info(self) -> dict[str, Any]:
-        return dict(self.meta)
+        """What training measured and the calibration in force, flat (stored with each model version)."""
+        return {**self.meta, **self.calibration.to_dict()}
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -257,20 +255,12 @@ class AnswerModel:
             raise ValueError("save the float model; AnswerModel.load quantises when config.quantize is set")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        calib = {
-            "temperatures": self.temperatures,
-            "weights": self.weights,
-            "temperature": self.temperature,
-            "threshold": self.threshold,
-            "margin": self.margin,
-            "background": self.background,
-        }
-        shapes = {n: component_shape(n, m) for n, m in self.components.items()}
         document = {
             "config": self.config.to_dict(),
             "labels": self.labels,
-            "meta": {**self.meta, **calib},
-            "shapes": shapes,
+            "calibration": self.calibration.to_dict(),
+            "meta": self.meta,
+            "shapes": {n: component_shape(n, m) for n, m in self.components.items()},
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
         torch.save(self.components.state_dict(), folder / WEIGHTS_FILE)
@@ -279,14 +269,31 @@ class AnswerModel:
 
     @classmethod
     def load(cls, folder: str | Path) -> "AnswerModel":
+        """The model saved in `folder`; CalibrationError (a ValueError) when its calibration record is unusable."""
         folder = Path(folder)
         document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         config, labels = ModelConfig.from_dict(document["config"]), document["labels"]
+        meta, record = _calibration_record(document)
+        try:
+            calibration = Calibration.from_dict(record, list(document["shapes"]))
+        except CalibrationError as error:
+            raise CalibrationError(f"{folder / CONFIG_FILE}: {error}") from error
         backbones: dict[str, Any] = {}
         components = {
             n: empty_component(n, config, len(labels), shape, folder, backbones)
             for n, shape in document["shapes"].items()
         }
-        model = cls(config, labels, components, backbones, document["meta"])
+        model = cls(config, labels, components, backbones, meta, calibration)
         model.components.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu"))
         return model.quantize() if config.quantize else model
+
+
+def _calibration_record(document: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(meta, calibration record) of a saved config.json. Models saved before the record existed kept its
+    values in meta, and are read the same way (a missing value: as before calibration)."""
+    meta = document["meta"]
+    if "calibration" in document:
+        return meta, document["calibration"]
+    defaults = Calibration.uncalibrated(list(document["shapes"])).to_dict()
+    record = {key: meta.get(key, value) for key, value in defaults.items()}
+    return {key: value for key, value in meta.items() if key not in defaults}, record

@@ -7,7 +7,6 @@ the top layers (or all) of the transformer and the head together (cross-entropy)
 transformer is saved as its difference from the base model (save_backbone).
 """
 
-import copy
 import functools
 import hashlib
 import json
@@ -16,7 +15,7 @@ import math
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from . import e5
 from .config import ModelConfig
+from .trainer import EpochCallback, Plan, Split, Steps, Trainer, TrainerConfig, classification_loss, held_out_scores
 
 logger = logging.getLogger(__name__)
 
@@ -222,16 +222,38 @@ def warmup_then_decay(optimizer: torch.optim.Optimizer, total: int) -> torch.opt
     )
 
 
-def optimizer_step(
-    loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: Any, params: Iterable[torch.Tensor]
-) -> float:
-    """One step with gradients clipped to norm 1; returns the loss."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    optimizer.step()
-    schedule.step()
-    return float(loss.detach())
+def fine_tuning_steps(groups: list[dict[str, Any]], plan: Plan, clipped: list[torch.Tensor]) -> Steps:
+    """AdamW (weight decay 0.01) with linear warm-up then decay over the plan's steps, gradients of `clipped`
+    clipped to norm 1: how both fine-tuning objectives move the weights."""
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    return Steps([optimizer], [warmup_then_decay(optimizer, sum(len(b) for b in plan))], clipped)
+
+
+class ContrastiveTask:
+    """MultipleNegativesRankingLoss (both directions) over batches of (anchor, positive, label) pairs."""
+
+    def __init__(self, backbone: Any) -> None:
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+        self.backbone = backbone
+        self.loss_fn = MultipleNegativesRankingLoss(backbone, directions=("query_to_doc", "doc_to_query"))
+
+    def train(self, mode: bool = True) -> None:
+        self.backbone.train(mode)
+
+    def loss(self, batch: list[tuple[str, str, int]]) -> torch.Tensor:
+        tokenize = getattr(self.backbone, "preprocess", self.backbone.tokenize)
+        features = [tokenize([p[0] for p in batch]), tokenize([p[1] for p in batch])]
+        return self.loss_fn(features, torch.empty(0))
+
+    def evaluate(self) -> tuple[float | None, float | None]:
+        return None, None  # no held-out check: one fixed number of epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.backbone.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.backbone.load_state_dict(state)
 
 
 def finetune(
@@ -239,49 +261,24 @@ def finetune(
     texts: list[str],
     targets: list[int],
     config: ModelConfig,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> None:
     """Contrastive fine-tuning: MultipleNegativesRankingLoss over same-label pairs, AdamW with linear warm-up."""
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    loss_fn = MultipleNegativesRankingLoss(backbone, directions=("query_to_doc", "doc_to_query"))
-    epochs = config.finetune_epochs
-    plan = [
+    plan: Plan = [
         unique_label_batches(same_label_pairs(texts, targets, config.seed + e), config.finetune_batch_size)
-        for e in range(epochs)
+        for e in range(config.finetune_epochs)
     ]
-    total = sum(len(b) for b in plan)
-    if total == 0:
+    if sum(len(b) for b in plan) == 0:
         return
     # the word-embedding table stays as pretrained, as in finetune_classifier (see Encoder)
     words = [p for name, p in backbone.named_parameters() if "word_embeddings" in name]
     for p in words:
         p.requires_grad_(False)
     params = [p for p in backbone.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.finetune_lr, weight_decay=0.01)
-    schedule = warmup_then_decay(optimizer, total)
-    backbone.train()
-    for epoch, batches in enumerate(plan, start=1):
-        running = 0.0
-        for batch in batches:
-            tokenize = getattr(backbone, "preprocess", backbone.tokenize)
-            features = [tokenize([p[0] for p in batch]), tokenize([p[1] for p in batch])]
-            loss = loss_fn(features, torch.empty(0))
-            running += optimizer_step(loss, optimizer, schedule, params)
-        if on_epoch:
-            on_epoch(
-                {
-                    "stage": "finetune",
-                    "epoch": epoch,
-                    "epochs": epochs,
-                    "train_loss": running / max(len(batches), 1),
-                    "val_loss": None,
-                    "val_accuracy": None,
-                }
-            )
+    steps = fine_tuning_steps([{"params": params, "lr": config.finetune_lr}], plan, params)
+    Trainer(ContrastiveTask(backbone), plan, steps, TrainerConfig("finetune"), on_epoch).run()
     for p in words:
         p.requires_grad_(True)
-    backbone.eval()
 
 
 def length_batches(lengths: list[int], size: int, generator: random.Random) -> list[list[int]]:
@@ -374,13 +371,50 @@ class Encoder:
             module.requires_grad_(True)
 
 
+class JointTask:
+    """Encoder and linear head trained together with cross-entropy (oos rows -> uniform)."""
+
+    def __init__(
+        self, encoder: "Encoder", head: "FeatureClassifier", train: Split, val: Split | None, smoothing: float
+    ) -> None:
+        self.encoder, self.head, self.smoothing = encoder, head, smoothing
+        (self.texts, self.targets), self.val = train, val
+
+    def train(self, mode: bool = True) -> None:
+        self.encoder.train(mode)
+        self.head.train(mode)
+
+    def loss(self, batch: list[int]) -> torch.Tensor:
+        logits = self.head(self.encoder([self.texts[i] for i in batch]))
+        return classification_loss(logits, self.targets[batch], self.smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, batch_size: int = 128) -> tuple[float | None, float | None]:
+        if not self.val or not self.val[0]:
+            return None, None
+        texts, targets = self.val
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        logits = torch.zeros(len(texts), self.head.head.out_features)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            logits[idx] = self.head(self.encoder([texts[i] for i in idx]))
+        return held_out_scores(logits, targets)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.encoder.backbone.state_dict(), self.head.state_dict()
+
+    def load_state_dict(self, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        self.encoder.backbone.load_state_dict(state[0])
+        self.head.load_state_dict(state[1])
+
+
 def finetune_classifier(
     backbone: Any,
     head: "FeatureClassifier",
-    train: tuple[list[str], torch.Tensor],
-    val: tuple[list[str], torch.Tensor] | None,
+    train: Split,
+    val: Split | None,
     config: ModelConfig,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> int:
     """Supervised fine-tuning: encoder and linear head trained jointly with cross-entropy (oos rows -> uniform).
 
@@ -389,81 +423,20 @@ def finetune_classifier(
     layers trained (0 = all), early stopping on validation in-scope accuracy (then loss) with
     finetune_patience. Returns the best epoch (1-based).
     """
-    from .trainer import classification_loss
-
-    texts, targets = train
-    encoder = Encoder(backbone, config.finetune_layers)
-    tokens = backbone.tokenizer(texts, truncation=True, max_length=backbone.max_seq_length)["input_ids"]
-    lengths = [len(ids) for ids in tokens]
-    rng = random.Random(config.seed)
-    epochs = config.finetune_epochs
-    plan = [length_batches(lengths, config.finetune_batch_size, rng) for _ in range(epochs)]
-    total = sum(len(p) for p in plan)
-    if total == 0:
+    tokens = backbone.tokenizer(train[0], truncation=True, max_length=backbone.max_seq_length)["input_ids"]
+    lengths, rng = [len(ids) for ids in tokens], random.Random(config.seed)
+    plan: Plan = [length_batches(lengths, config.finetune_batch_size, rng) for _ in range(config.finetune_epochs)]
+    if sum(len(b) for b in plan) == 0:
         return 0
+    encoder = Encoder(backbone, config.finetune_layers)
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": encoder.parameters(), "lr": config.finetune_lr},
-            {"params": list(head.head.parameters()), "lr": config.head_lr},
-        ],
-        weight_decay=0.01,
-    )
-    schedule = warmup_then_decay(optimizer, total)
-    best: tuple[float, float] = (-math.inf, -math.inf)
-    best_state, best_epoch, waited = None, epochs, 0
-    for epoch, batches in enumerate(plan, start=1):
-        encoder.train()
-        head.train()
-        running = 0.0
-        for idx in batches:
-            loss = classification_loss(head(encoder([texts[i] for i in idx])), targets[idx], config.label_smoothing)
-            running += optimizer_step(loss, optimizer, schedule, encoder.parameters())
-        encoder.train(False)
-        head.eval()
-        val_loss, val_acc = _evaluate_head(encoder, head, val)
-        if on_epoch:
-            on_epoch(
-                {
-                    "stage": "finetune",
-                    "epoch": epoch,
-                    "epochs": epochs,
-                    "train_loss": running / len(batches),
-                    "val_loss": val_loss,
-                    "val_accuracy": val_acc,
-                }
-            )
-        if val_loss is None:
-            continue
-        key = (val_acc if val_acc is not None else 0.0, -val_loss)
-        if key > best:
-            best, best_epoch, waited = key, epoch, 0
-            best_state = (copy.deepcopy(backbone.state_dict()), copy.deepcopy(head.state_dict()))
-        elif (waited := waited + 1) >= config.finetune_patience:
-            break
-    if best_state is not None and best_epoch != epoch:
-        backbone.load_state_dict(best_state[0])
-        head.load_state_dict(best_state[1])
+    groups = [
+        {"params": encoder.parameters(), "lr": config.finetune_lr},
+        {"params": list(head.head.parameters()), "lr": config.head_lr},
+    ]
+    steps = fine_tuning_steps(groups, plan, encoder.parameters())
+    task = JointTask(encoder, head, train, val, config.label_smoothing)
+    best = Trainer(task, plan, steps, TrainerConfig("finetune", config.finetune_patience), on_epoch).run()
     encoder.done()
     backbone.eval()
-    head.eval()
-    return best_epoch
-
-
-@torch.no_grad()
-def _evaluate_head(
-    encoder: Encoder, head: "FeatureClassifier", val: tuple[list[str], torch.Tensor] | None, batch_size: int = 128
-) -> tuple[float | None, float | None]:
-    from .trainer import classification_loss
-
-    if not val or not val[0]:
-        return None, None
-    texts, targets = val
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    logits = torch.zeros(len(texts), head.head.out_features)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        logits[idx] = head(encoder([texts[i] for i in idx]))
-    in_scope = targets >= 0
-    acc = float((logits[in_scope].argmax(-1) == targets[in_scope]).float().mean()) if in_scope.any() else None
-    return float(classification_loss(logits, targets)), acc
+    return best

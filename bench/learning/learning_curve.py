@@ -19,9 +19,9 @@ from common import ROOT, clinc_by_intent, clinc_rows, django_start, knowledge_ba
 
 
 def evaluate_active(ids: dict[str, int]) -> dict:
-    from chatbot.registry.gate import decisions, metrics
     from chatbot.registry.models import ModelVersion
     from chatbot.registry.pipeline import model_version_load
+    from training.gate import decisions, metrics
 
     version = ModelVersion.objects.get(is_active=True)
     test = [(text, "oos" if label == "oos" else str(ids[label])) for text, label in clinc_rows("test")]

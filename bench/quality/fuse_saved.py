@@ -44,7 +44,7 @@ def main() -> None:
     result = {
         "parts": args.parts,
         "closed_set_accuracy": float(hits.float().mean()),
-        "weights": fused.weights,
+        "weights": fused.calibration.weights,
         "val_accuracy_by_component": fused.meta.get("val_accuracy_by_component"),
         "seconds": round(time.perf_counter() - started, 1),
     }

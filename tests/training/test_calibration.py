@@ -1,6 +1,7 @@
 import torch
 
-from training.calibration import choose_rejection, choose_weights, fit_temperature, simplex, top2
+from training.calibration import choose_weights, fit_temperature, simplex
+from training.rejection import Rejection, choose_background, choose_rejection
 
 
 def synthetic_scores(n_in: int = 300, n_oos: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,8 +19,7 @@ def test_it_picks_a_threshold_meeting_the_requested_oos_precision() -> None:
     scores, targets = synthetic_scores()
     for precision in (0.7, 0.85, 0.95):
         rule = choose_rejection(scores, targets, target_precision=precision, reject_rate=0.05)
-        top, gap, _ = top2(scores)
-        rejected = (top < rule.threshold) | (gap < rule.margin)
+        rejected = ~rule.accepts(scores)
         assert rejected.any()
         assert float((targets[rejected] == -1).float().mean()) >= precision
 
@@ -27,8 +27,7 @@ def test_it_picks_a_threshold_meeting_the_requested_oos_precision() -> None:
 def test_it_rejects_a_small_share_of_correct_answers_without_oos_examples() -> None:
     scores, targets = synthetic_scores(n_oos=0)
     rule = choose_rejection(scores, targets, target_precision=0.85, reject_rate=0.1)
-    top, gap, _ = top2(scores)
-    share = float(((top < rule.threshold) | (gap < rule.margin)).float().mean())
+    share = float((~rule.accepts(scores)).float().mean())
     assert 0.05 <= share <= 0.1
 
 
@@ -52,11 +51,10 @@ def test_it_weighs_the_encoder_that_is_right() -> None:
 def test_an_oos_prior_makes_the_precision_check_match_the_expected_traffic() -> None:
     # 3 % oos rows held out, as in clinc150's val; traffic expected to be 20 % oos: the rule may reject more
     scores, targets = synthetic_scores(n_in=600, n_oos=20, seed=2)
-    top, gap, _ = top2(scores)
     shares = []
     for prior in (0.0, 0.2):
         rule = choose_rejection(scores, targets, target_precision=0.85, reject_rate=0.05, oos_prior=prior)
-        rejected = (top < rule.threshold) | (gap < rule.margin)
+        rejected = ~rule.accepts(scores)
         recall = float(rejected[targets == -1].float().mean())
         false = int((rejected & (targets >= 0)).sum())
         weight = 1.0 if prior == 0 else prior / (1 - prior) * 600 / 20
@@ -66,18 +64,35 @@ def test_an_oos_prior_makes_the_precision_check_match_the_expected_traffic() -> 
 
 
 def test_a_background_logit_rejects_unfamiliar_messages_that_look_confident() -> None:
-    from training.calibration import choose_background, gate
-
     scores, targets = synthetic_scores(n_in=300, n_oos=100, seed=3)
     oos = targets == -1
     scores[oos] = scores[~oos][: int(oos.sum())]  # as confident as in-scope rows: max prob cannot tell them apart
     familiarity = torch.where(oos, torch.full((len(targets),), 2.0), torch.full((len(targets),), 8.0))
     familiarity += torch.randn(len(targets), generator=torch.Generator().manual_seed(0))
-    background, rule = choose_background(scores, familiarity, targets, 0.85, 0.05)
-    assert background is not None
-    top, gap, _ = top2(gate(scores, familiarity, background))
-    rejected = (top < rule.threshold) | (gap < rule.margin)
+    rule = choose_background(scores, familiarity, targets, 0.85, 0.05)
+    assert rule.background is not None
+    rejected = ~rule.accepts(rule.discount(scores, familiarity))
     assert float(rejected[oos].float().mean()) > 0.8 and float(oos[rejected].float().mean()) >= 0.85
-    # too few held-out oos rows: no gate
+    # too few held-out oos rows: no background logit
     few = torch.cat([torch.arange(300) >= 0, torch.arange(100) < 5])
-    assert choose_background(scores[few], familiarity[few], targets[few], 0.85, 0.05)[0] is None
+    assert choose_background(scores[few], familiarity[few], targets[few], 0.85, 0.05).background is None
+
+
+def test_the_rule_decides_alike_on_score_rows_and_on_ranked_answers() -> None:
+    rule = Rejection(threshold=0.5, margin=0.2)
+    rows = torch.tensor([[0.6, 0.3], [0.6, 0.45], [0.4, 0.1], [0.5, 0.25]], dtype=torch.float64)
+    assert rule.accepts(rows).tolist() == [True, False, False, True]
+    assert [rule.accepts_ranked([("a", top), ("b", second)]) for top, second in rows.tolist()] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert rule.accepts_ranked([("a", 0.5)]) and not rule.accepts_ranked([])  # alone: the margin is the score
+    assert rule.at(0.7, 0.2).accepts(rows).tolist() == [False] * 4
+
+
+def test_without_a_background_logit_scores_are_not_discounted() -> None:
+    scores, familiarity = torch.tensor([[0.9, 0.1]]), torch.tensor([-5.0])
+    assert torch.equal(Rejection().discount(scores, familiarity), scores)
+    assert float(Rejection(background=0.0).discount(scores, familiarity).sum()) < 0.01

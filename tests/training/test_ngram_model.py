@@ -1,9 +1,12 @@
+import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from training import AnswerModel, ModelConfig
+from training.calibration import Calibration, CalibrationError
 from training.data import Example
 
 
@@ -39,6 +42,51 @@ def test_it_round_trips_through_save_and_load(ngram_model: AnswerModel, tmp_path
     assert (loaded.threshold, loaded.margin) == (ngram_model.threshold, ngram_model.margin)
     assert loaded.predict(texts) == ngram_model.predict(texts)
     assert loaded.info == ngram_model.info
+
+
+def test_it_saves_its_calibration_as_one_record_and_refuses_a_damaged_one(
+    ngram_model: AnswerModel, tmp_path: Path
+) -> None:
+    # given: a saved model
+    ngram_model.save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert Calibration.from_dict(document["calibration"], ["ngram"]) == ngram_model.calibration
+    assert not {"threshold", "margin", "temperatures"} & set(document["meta"])
+    damages = [
+        ("temperature", -1.0, "temperature must be positive"),
+        ("threshold", "high", "threshold must be a finite number"),
+        ("weights", {"en": {"ngram": 1.0}}, r"weights.zh must give a number for each of \['ngram'\]"),
+        ("margin", None, "margin must be a finite number"),
+    ]
+    for key, value, message in damages:
+        # when: one value of its calibration is damaged
+        damaged = {**document, "calibration": {**document["calibration"], key: value}}
+        path.write_text(json.dumps(damaged), encoding="utf-8")
+        # then: loading it says which value and in which file
+        with pytest.raises(CalibrationError, match=message) as error:
+            AnswerModel.load(tmp_path / "m")
+        assert str(path) in str(error.value)
+    del document["calibration"]["background"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(CalibrationError, match="calibration lacks background"):
+        AnswerModel.load(tmp_path / "m")
+
+
+def test_it_loads_a_model_saved_with_its_calibration_inside_meta(ngram_model: AnswerModel, tmp_path: Path) -> None:
+    # given: a model folder as saved before the calibration had a record of its own (the values inside meta)
+    ngram_model.save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["meta"].update(document.pop("calibration"))
+    path.write_text(json.dumps(document), encoding="utf-8")
+    # when
+    loaded = AnswerModel.load(tmp_path / "m")
+    # then: it answers and decides as the model that was saved
+    texts = ["how do i reset my password", "发票怎么开", "unknown words zzz"]
+    assert loaded.calibration == ngram_model.calibration and loaded.info == ngram_model.info
+    assert loaded.predict(texts) == ngram_model.predict(texts)
+    assert loaded.meta == ngram_model.meta
 
 
 def test_it_is_deterministic_with_a_seed(tiny_train: list[Example]) -> None:
@@ -81,7 +129,7 @@ def test_it_keeps_only_named_components(tiny_train: list[Example]) -> None:
     model = AnswerModel.fit(tiny_train, ModelConfig(encoder="ngram", epochs=3))
     with pytest.raises(ValueError):
         model.keep(["transformer"])
-    assert model.keep(["ngram"]).weights["en"] == {"ngram": 1.0}
+    assert model.keep(["ngram"]).calibration.weights["en"] == {"ngram": 1.0}
 
 
 def test_it_fits_and_keeps_a_background_logit_with_enough_oos_rows(
@@ -89,18 +137,19 @@ def test_it_fits_and_keeps_a_background_logit_with_enough_oos_rows(
 ) -> None:
     oos = [(f"qwxz {i} zzyq blorp", "oos") for i in range(12)]
     model = AnswerModel.fit(tiny_train, ModelConfig(encoder="ngram", epochs=5), val_examples=tiny_test + oos)
-    assert model.background is None or isinstance(model.background, float)
-    assert model.info["background"] == model.background
+    background = model.rejection.background
+    assert background is None or isinstance(background, float)
+    assert model.info["background"] == background
     scores = model.scores(["refund please", "qwxz 99 zzyq"])
     assert bool((scores.sum(-1) <= 1 + 1e-5).all())
     model.save(tmp_path / "m")
     loaded = AnswerModel.load(tmp_path / "m")
-    assert loaded.background == model.background
+    assert loaded.calibration == model.calibration
     assert torch.allclose(loaded.scores(["refund please"]), model.scores(["refund please"]))
     off = AnswerModel.fit(
         tiny_train, ModelConfig(encoder="ngram", epochs=5, reject_unfamiliar=False), val_examples=tiny_test + oos
     )
-    assert off.background is None
+    assert off.rejection.background is None
 
 
 def test_ngram_dropout_drops_ngrams_in_training_batches_only() -> None:

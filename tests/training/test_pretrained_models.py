@@ -69,7 +69,7 @@ def test_it_fuses_ngram_and_transformer_per_language(tiny_train: list[Example], 
     config = ModelConfig(encoder="fusion", finetune_epochs=0, head_epochs=20, epochs=20)
     model = AnswerModel.fit(tiny_train, config)
     assert model.info["components"] == ["ngram", "transformer"]
-    assert all(abs(sum(w.values()) - 1) < 1e-6 for w in model.weights.values())
+    assert all(abs(sum(w.values()) - 1) < 1e-6 for w in model.calibration.weights.values())
     assert model.predict(["怎么申请退款"], k=1)[0][0][0] == "refund"
     assert model.embed(["refund", "退款"]).shape[0] == 2
 
