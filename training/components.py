@@ -10,9 +10,9 @@ from torch import nn
 
 from . import e5
 from .config import ModelConfig
-from .data import Example, encode_targets
+from .data import Example
 from .ngram import NgramClassifier, NgramEncoder
-from .trainer import EpochCallback, train_classifier
+from .trainer import EpochCallback, encode_targets, train_classifier
 from .transformer import (
     FeatureClassifier,
     default_transformer_path,

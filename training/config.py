@@ -53,7 +53,7 @@ class ModelConfig:
     # such traffic; 0 = the held-out data's own share (and in-scope accuracy + oos recall)
     oos_prior: float = 0.0
     # with >= 10 held-out oos rows: also reject unfamiliar messages (every logit low), via a background logit
-    # fitted on them (calibration.gate); kept only when it scores better on held-out data
+    # fitted on them (Rejection.discount); kept only when it scores better on held-out data
     reject_unfamiliar: bool = True
     reject_rate: float = 0.05  # without oos examples: share of correct held-out answers we accept to reject
 

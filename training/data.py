@@ -1,11 +1,9 @@
-"""Plain-Python data helpers: CSV reading and a stratified hold-out split."""
+"""Plain-Python data helpers (no torch): the example type, CSV reading and a stratified hold-out split."""
 
 import csv
 import random
 from collections import defaultdict
 from pathlib import Path
-
-import torch
 
 OUT_OF_SCOPE = "oos"  # the label of a question the knowledge base does not answer; never a class of the model
 Example = tuple[str, str]  # (text, label): a label is an answer's id or OUT_OF_SCOPE
@@ -18,13 +16,6 @@ def read_csv(path: str | Path) -> list[Example]:
 
 def label_list(examples: list[Example]) -> list[str]:
     return sorted({label for _, label in examples if label != OUT_OF_SCOPE})
-
-
-def encode_targets(examples: list[Example], labels: list[str]) -> tuple[list[str], torch.Tensor]:
-    """-> texts and target indices; oos (and labels the model does not know) -> -1."""
-    index = {label: i for i, label in enumerate(labels)}
-    targets = torch.tensor([index.get(label, -1) for _, label in examples], dtype=torch.long)
-    return [text for text, _ in examples], targets
 
 
 def holdout_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

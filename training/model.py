@@ -13,10 +13,10 @@ from torch import nn
 from .calibration import LANGUAGES, Calibration, CalibrationError, choose_weights, fit_temperature
 from .components import component_names, component_shape, empty_component, train_component
 from .config import ModelConfig
-from .data import Example, encode_targets, holdout_split, label_list
+from .data import Example, holdout_split, label_list
 from .rejection import Ranked, Rejection, choose_background, choose_rejection
 from .text import language
-from .trainer import EpochCallback
+from .trainer import EpochCallback, encode_targets
 from .transformer import save_backbone, transformer_folder
 
 logger = logging.getLogger(__name__)

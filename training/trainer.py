@@ -17,9 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .data import Example
 
 EpochCallback = Callable[[dict[str, Any]], None]
 Plan = list[Sequence[Any]]  # per epoch, its batches (each a sized collection of rows)
+Split = tuple[list[str], torch.Tensor]  # texts and their target indices (-1: out of scope)
 
 
 class Task(Protocol):
@@ -152,7 +154,11 @@ def make_optimizers(module: nn.Module, config: ModelConfig) -> list[torch.optim.
     return optimizers
 
 
-Split = tuple[list[str], torch.Tensor]  # texts and their target indices (-1: out of scope)
+def encode_targets(examples: list[Example], labels: list[str]) -> Split:
+    """-> texts and target indices; oos (and labels the model does not know) -> -1."""
+    index = {label: i for i, label in enumerate(labels)}
+    targets = torch.tensor([index.get(label, -1) for _, label in examples], dtype=torch.long)
+    return [text for text, _ in examples], targets
 
 
 class ClassifierTask:

@@ -15,7 +15,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 from training import AnswerModel  # noqa: E402
-from training.data import encode_targets, read_csv  # noqa: E402
+from training.data import read_csv  # noqa: E402
+from training.trainer import encode_targets  # noqa: E402
 
 
 def main() -> None:

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
+from training.data import OUT_OF_SCOPE, Example
 from training.text import normalise
-
-Example = tuple[str, str]
-OUT_OF_SCOPE = "oos"
 
 
 @dataclass
