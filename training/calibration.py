@@ -101,11 +101,13 @@ def choose_weights(log_probs: list[torch.Tensor], targets: torch.Tensor) -> tupl
     if len(log_probs) == 1 or not in_scope.any():
         return tuple(1.0 / len(log_probs) for _ in log_probs)
     stacked = torch.stack([lp[in_scope] for lp in log_probs])  # (C, n, L)
-    best, best_key = None, (-1.0, -float("inf"))
+    best: tuple[float, ...] | None = None
+    best_key = (-1.0, -float("inf"))
     for weights in simplex(len(log_probs)):
         fused = torch.einsum("c,cnl->nl", torch.tensor(weights), stacked)
         acc = float((fused.argmax(-1) == targets[in_scope]).float().mean())
         key = (round(acc, 6), -float(F.cross_entropy(fused, targets[in_scope])))
         if key > best_key:
             best, best_key = weights, key
+    assert best is not None  # the first grid point always beats the initial key
     return tuple(round(w, 3) for w in best)

@@ -33,7 +33,7 @@ def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
     oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
     rejected = [i for i, f in enumerate(final) if f == OUT_OF_SCOPE]
     closed = _share(top1[i] == gold[i] for i in ins)
-    out = {
+    out: dict[str, Any] = {
         "closed_set_accuracy": closed,
         "in_scope_accuracy": _share(final[i] == gold[i] for i in ins),
         "oos_precision": _share(gold[i] == OUT_OF_SCOPE for i in rejected) if oos else None,

@@ -79,7 +79,10 @@ class AnswerModel:
         if not labels:
             raise ValueError("need at least one in-scope example")
         held_out = val_examples is None
-        train, val = holdout_split(examples, config.val_fraction, config.seed) if held_out else (examples, val_examples)
+        if val_examples is None:
+            train, val = holdout_split(examples, config.val_fraction, config.seed)
+        else:
+            train, val = examples, val_examples
         backbones: dict[str, Any] = {}
         trained = {
             n: train_component(n, config, labels, train, val, on_epoch, backbones) for n in component_names(config)

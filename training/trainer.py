@@ -51,7 +51,7 @@ class Steps:
 
     optimizers: list[torch.optim.Optimizer]
     schedules: list[torch.optim.lr_scheduler.LRScheduler] = field(default_factory=list)
-    clipped: list[torch.Tensor] | None = None
+    clipped: Sequence[torch.Tensor] | None = None
 
     def take(self, loss: torch.Tensor) -> None:
         for optimizer in self.optimizers:

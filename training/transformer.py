@@ -15,7 +15,7 @@ import math
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,9 @@ def unique_label_batches(pairs: list[tuple[str, str, int]], size: int) -> list[l
     batches: list[list[tuple[str, str, int]]] = []
     pending = list(pairs)
     while pending:
-        batch, labels, rest = [], set(), []
+        batch: list[tuple[str, str, int]] = []
+        labels: set[int] = set()
+        rest: list[tuple[str, str, int]] = []
         for pair in pending:
             if len(batch) < size and pair[2] not in labels:
                 batch.append(pair)
@@ -222,7 +224,7 @@ def warmup_then_decay(optimizer: torch.optim.Optimizer, total: int) -> torch.opt
     )
 
 
-def fine_tuning_steps(groups: list[dict[str, Any]], plan: Plan, clipped: list[torch.Tensor]) -> Steps:
+def fine_tuning_steps(groups: list[dict[str, Any]], plan: Plan, clipped: Sequence[torch.Tensor]) -> Steps:
     """AdamW (weight decay 0.01) with linear warm-up then decay over the plan's steps, gradients of `clipped`
     clipped to norm 1: how both fine-tuning objectives move the weights."""
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
@@ -307,8 +309,8 @@ class Encoder:
     def __init__(self, backbone: Any, top: int) -> None:
         self.backbone = backbone
         self.tokenize = getattr(backbone, "preprocess", backbone.tokenize)
-        bert = getattr(backbone[0], "auto_model", None)
-        layers = getattr(getattr(bert, "encoder", None), "layer", None)
+        bert: Any = getattr(backbone[0], "auto_model", None)
+        layers: Any = getattr(getattr(bert, "encoder", None), "layer", None)
         self.partial = layers is not None and 0 < top < len(layers)
         self.frozen: list[nn.Module] = [bert.embeddings.word_embeddings] if layers is not None else []
         if self.partial:
