@@ -30,9 +30,10 @@ browser:  ## Install Debian's Chromium (and CJK fonts) for the browser tests (ne
 test: install browser  ## Run the tests against PostgreSQL and Redis on 127.0.0.1
 	$(VENV)/bin/pytest
 
-check: install  ## Lint
+check: install  ## Lint and type-check (ruff; mypy with django-stubs on chatbot/ and training/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy chatbot training
 
 # pip-audit counts a package it cannot look up as "skipped" and still passes; say how many were not checked.
 define AUDIT_REPORT

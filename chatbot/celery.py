@@ -1,5 +1,6 @@
 import logging
 import os
+from typing import Any
 
 from celery import Celery, bootsteps
 
@@ -25,23 +26,23 @@ class RecoverySweep(bootsteps.StartStopStep):
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
-    def __init__(self, parent, **kwargs) -> None:  # noqa: ANN001,ANN003
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.tref = None
 
-    def start(self, parent) -> None:  # noqa: ANN001
+    def start(self, parent: Any) -> None:
         from django.conf import settings
 
         interval = settings.CHATBOT_RECOVERY_SECONDS
         if interval > 0 and not settings.CHATBOT_INLINE_INFERENCE:
             self.tref = parent.timer.call_repeatedly(interval, self.sweep, priority=10)
 
-    def stop(self, parent) -> None:  # noqa: ANN001
+    def stop(self, parent: Any) -> None:
         if self.tref is not None:
             self.tref.cancel()
             self.tref = None
 
-    def shutdown(self, parent) -> None:  # noqa: ANN001
+    def shutdown(self, parent: Any) -> None:
         self.stop(parent)
 
     def sweep(self) -> None:

@@ -71,5 +71,5 @@ def workers_status() -> list[dict[str, Any]]:
         if now - report.get("at", 0) > 3 * settings.CHATBOT_HEARTBEAT_SECONDS:
             client.hdel(_key(), name)
             continue
-        alive.append({"worker": name.decode(), **report})
+        alive.append({"worker": name, **report})
     return sorted(alive, key=lambda item: item["worker"])

@@ -60,9 +60,9 @@ def _histogram(
     name: str, doc: str, raw: dict[str, float], prefix: str, bounds: tuple[float, ...]
 ) -> HistogramMetricFamily:
     cumulative, buckets = 0.0, []
-    for bound in (*bounds, "+Inf"):
+    for bound in (*map(repr, bounds), "+Inf"):
         cumulative += raw.get(f"{prefix}:{bound}", 0.0)
-        buckets.append((str(bound) if bound == "+Inf" else repr(float(bound)), cumulative))
+        buckets.append((bound, cumulative))
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=raw.get(f"{prefix}:sum", 0.0))
 
 
@@ -76,7 +76,7 @@ class ProductCollector(Collector):
         if settings.REDIS_URL:
             try:
                 client = redis_client()
-                raw = {k.decode(): float(v) for k, v in client.hgetall(_key()).items()}
+                raw = {str(key): float(value) for key, value in client.hgetall(_key()).items()}
                 for queue in ("inference", "training"):
                     queues.add_metric([queue], client.llen(f"{settings.REDIS_PREFIX}{queue}"))
             except redis.RedisError:

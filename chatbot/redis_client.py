@@ -9,9 +9,9 @@ from django.conf import settings
 
 @functools.cache
 def redis_client() -> redis.Redis:
-    """One pool per process (redis-py opens a new pool in a forked child). Short timeouts: every caller treats a
-    Redis that does not answer at once as down and carries on without it."""
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    """One pool per process (redis-py opens a new pool in a forked child); replies come as str. Short timeouts:
+    every caller treats a Redis that does not answer at once as down and carries on without it."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
 
 
 def redis_key(name: str) -> str:

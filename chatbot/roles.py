@@ -44,7 +44,7 @@ def roles_ensure(**kwargs: Any) -> dict[str, int]:
         create_permissions(app_config, verbosity=0)
     counts = {}
     for name, spec in ROLES.items():
-        wanted = []
+        wanted: list[Permission] = []
         for model, actions in spec.items():
             app_label, model_name = model.split(".")
             codenames = [f"{action}_{model_name}" for action in actions]

@@ -193,7 +193,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
+            "NAME": str(VAR_DIR / "db.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
@@ -250,6 +250,7 @@ STORAGES = {
 }
 
 # --- Celery --------------------------------------------------------------------------------------
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str]
 if USE_REDIS:
     CELERY_BROKER_URL = REDIS_URL
     # A killed worker's unacknowledged task is restored once it is this old; kombu's default sweep runs
@@ -259,7 +260,7 @@ if USE_REDIS:
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 1,
     }
-    # No global_keyprefix for the broker: with it, a killed worker's task was not restored.
+    # No global_keyprefix for the broker: kombu does not restore a killed worker's task under one.
 else:
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatbot.conversations import services
+from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
 from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ _addresses = AddressLimits()
 class ChatConsumer(AsyncWebsocketConsumer):
     address, idle_timer = "", None
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends this connection (a disconnect, a crash, a cancellation), its place in the per-address
         connection count is given back: a leaked place would lock that address out of this process for good."""
         try:
@@ -86,7 +87,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pending:
             await database_sync_to_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
 
-    def _catch_up(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _catch_up(self) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
         return services.conversation_history(self.conversation), services.conversation_undelivered(self.conversation)
 
     def _touch(self) -> None:

@@ -1,10 +1,11 @@
 """Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 
+from chatbot.conversations.frames import Candidate, Suggestion
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.selectors import active_pairs
 from chatbot.knowledge.text import detect_language
@@ -25,30 +26,34 @@ class Reply:
     text: str
     pair: QAPair | None = None
     confidence: float | None = None
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
 
 
-def reply_for_pair(pair: QAPair, confidence: float, candidates: list[dict[str, Any]]) -> Reply:
+def reply_for_pair(pair: QAPair, confidence: float, candidates: list[Candidate]) -> Reply:
     outcome = "handoff" if pair.handoff else "answer"
     return Reply(outcome=outcome, text=pair.answer, pair=pair, confidence=confidence, candidates=candidates)
 
 
-def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: Any) -> Reply:
+def reply_compose(
+    *, text: str, ranked: list[tuple[str, float]] | None, decide: Callable[[list[tuple[str, float]]], bool] | None
+) -> Reply:
     """`ranked` is the model's top-k (label, score); None when no model is in service."""
     language = detect_language(text)
     if ranked is None:
         return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(language, []))
     pairs = active_pairs()
     live = [(pairs[int(label)], score) for label, score in ranked if label.isdigit() and int(label) in pairs]
-    candidates = [{"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live]
-    if live and decide([(str(pair.pk), score) for pair, score in live]):
+    candidates: list[Candidate] = [
+        {"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live
+    ]
+    if live and decide is not None and decide([(str(pair.pk), score) for pair, score in live]):
         return reply_for_pair(live[0][0], live[0][1], candidates)
     same_language = [pair for pair, _ in live if pair.language == language and not pair.handoff]
     others = [pair for pair, _ in live if pair.language != language and not pair.handoff]
     # Suggestions in the customer's language; the other language only when the model offers none.
     chosen = (same_language or others)[: settings.CHATBOT_SUGGESTIONS]
-    suggestions = [{"id": pair.pk, "question": pair.question} for pair in chosen]
+    suggestions: list[Suggestion] = [{"id": pair.pk, "question": pair.question} for pair in chosen]
     suggestions += _handoff_suggestion(language, suggestions)
     confidence = live[0][1] if live else 0.0
     return Reply(
@@ -56,7 +61,7 @@ def reply_compose(*, text: str, ranked: list[tuple[str, float]] | None, decide: 
     )
 
 
-def _handoff_suggestion(language: str, existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _handoff_suggestion(language: str, existing: list[Suggestion]) -> list[Suggestion]:
     handoffs = sorted((p for p in active_pairs().values() if p.handoff), key=lambda p: (p.category, p.question))
     pair = next((p for p in handoffs if p.language == language), None) or next(iter(handoffs), None)
     if pair is None or any(item["id"] == pair.pk for item in existing):

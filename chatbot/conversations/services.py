@@ -4,13 +4,15 @@ Answering with the model is the worker's (`answering`); nothing here loads it.
 """
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.celery import app as celery_app
+from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
@@ -37,10 +39,10 @@ def conversation_open(*, token: str | None) -> tuple[Conversation, bool]:
     return Conversation.objects.create(), False
 
 
-def answer_payload(bot: Message) -> dict[str, Any]:
+def answer_payload(bot: Message) -> AnswerFrame:
     """The fields of an `answer` frame for a stored bot message."""
     return {
-        "reply_to": bot.reply_to.client_id if bot.reply_to_id else None,
+        "reply_to": bot.reply_to.client_id if bot.reply_to else None,
         "message_id": bot.pk,
         "text": answer_plain(bot.text),
         "html": answer_html(bot.text),
@@ -51,9 +53,9 @@ def answer_payload(bot: Message) -> dict[str, Any]:
     }
 
 
-def conversation_history(conversation: Conversation) -> list[dict[str, Any]]:
+def conversation_history(conversation: Conversation) -> list[CustomerTurn | BotTurn]:
     messages = list(conversation.messages.select_related("reply_to").order_by("-created_at", "-id")[:HISTORY_LIMIT])
-    items = []
+    items: list[CustomerTurn | BotTurn] = []
     for message in reversed(messages):
         if message.sender == Message.Sender.CUSTOMER:
             items.append({"role": "customer", "id": message.client_id or None, "text": message.text})
@@ -62,7 +64,7 @@ def conversation_history(conversation: Conversation) -> list[dict[str, Any]]:
     return items
 
 
-def conversation_undelivered(conversation: Conversation) -> list[dict[str, Any]]:
+def conversation_undelivered(conversation: Conversation) -> list[AnswerFrame]:
     bots = conversation.messages.filter(sender=Message.Sender.BOT, delivered_at__isnull=True).select_related("reply_to")
     return [answer_payload(bot) for bot in bots]
 
@@ -72,7 +74,7 @@ def answers_mark_delivered(message_ids: list[int]) -> None:
 
 
 def message_receive(
-    *, conversation: Conversation, client_id: str, text: str, suggestion: int | None, enqueue: Any
+    *, conversation: Conversation, client_id: str, text: str, suggestion: int | None, enqueue: Callable[[int], None]
 ) -> tuple[Message, bool]:
     """Store a customer message once per client id and have it answered after commit.
 
@@ -124,15 +126,15 @@ def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> 
         Message.objects.filter(
             sender=Message.Sender.CUSTOMER,
             reply__isnull=True,
-            created_at__lt=now - timezone.timedelta(seconds=older_than),
-            created_at__gte=now - timezone.timedelta(seconds=newer_than),
+            created_at__lt=now - timedelta(seconds=older_than),
+            created_at__gte=now - timedelta(seconds=newer_than),
         )
         .order_by("-created_at", "-id")
         .values_list("pk", flat=True)[:limit]
     )
 
 
-def answer_for(message: Message) -> dict[str, Any] | None:
+def answer_for(message: Message) -> AnswerFrame | None:
     """The `answer` frame of a customer message that has been answered, else None."""
     bot = Message.objects.filter(reply_to=message).select_related("reply_to").first()
     return answer_payload(bot) if bot else None
@@ -142,15 +144,17 @@ def conversations_purge(*, days: int) -> int:
     """Delete conversations (with their messages) not seen for `days` days; returns how many."""
     if days <= 0:
         return 0
-    cutoff = timezone.now() - timezone.timedelta(days=days)
+    cutoff = timezone.now() - timedelta(days=days)
     deleted, by_model = Conversation.objects.filter(last_seen_at__lt=cutoff).delete()
     return by_model.get(Conversation._meta.label, 0)
 
 
 def conversation_delete(*, token: str = "", conversation_id: int | None = None) -> int:
     """Delete one customer's conversation and everything in it (by token or id); returns messages deleted."""
-    found = Conversation.objects.filter(token=token) if token else Conversation.objects.filter(pk=conversation_id)
-    conversation = found.first()
+    if token:
+        conversation = Conversation.objects.filter(token=token).first()
+    else:
+        conversation = None if conversation_id is None else Conversation.objects.filter(pk=conversation_id).first()
     if conversation is None:
         return -1
     _, by_model = conversation.delete()

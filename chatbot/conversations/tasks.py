@@ -85,11 +85,9 @@ def recover_unanswered_task() -> int:
         if not client.set(f"{prefix}:recent:{message_id}", 1, nx=True, px=max(1, int(after * 1000))):
             continue  # queued again less than `after` seconds ago: still on its way
         with client.pipeline() as pipe:
-            attempts, _ = (
-                pipe.incr(f"{prefix}:attempts:{message_id}")
-                .expire(f"{prefix}:attempts:{message_id}", max(1, int(horizon)))
-                .execute()
-            )
+            pipe.incr(f"{prefix}:attempts:{message_id}")
+            pipe.expire(f"{prefix}:attempts:{message_id}", max(1, int(horizon)))
+            attempts, _ = pipe.execute()
         if attempts > settings.CHATBOT_RECOVERY_ATTEMPTS:
             continue
         answer_message_task.apply_async(args=[message_id])

@@ -53,7 +53,8 @@ class QAPairAdmin(ImportExportModelAdmin):
         return pair.alternate_count  # type: ignore[attr-defined]
 
     def save_model(self, request: HttpRequest, obj: QAPair, form: object, change: bool) -> None:
-        obj.updated_by = request.user
+        if request.user.is_authenticated:  # always, behind the admin's login
+            obj.updated_by = request.user
         super().save_model(request, obj, form, change)
 
     def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: object) -> dict:

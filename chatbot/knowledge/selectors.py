@@ -33,6 +33,7 @@ def _bump() -> None:
 def active_pairs() -> dict[int, QAPair]:
     if not settings.REDIS_URL or settings.CHATBOT_PAIRS_CACHE_SECONDS <= 0:
         return QAPair.objects.filter(is_active=True).in_bulk()
+    stamp: object
     try:
         stamp = redis_client().get(redis_key(STAMP))
     except redis.RedisError:

@@ -41,7 +41,9 @@ def training_run_create(*, trigger: str, user: Any = None) -> TrainingRun:
 
 def training_runs_fail_stale(*, keep: int | None = None) -> int:
     """Runs marked running while nobody holds the training lock: their worker died. Call with the lock held."""
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).exclude(pk=keep)
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING)
+    if keep is not None:
+        stale = stale.exclude(pk=keep)
     count = stale.update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=STALE_REASON)
     if count:
         logger.warning("%s stale training run(s) marked failed", count)

@@ -2,6 +2,7 @@ from collections import Counter
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -35,10 +36,11 @@ class ReasonFilter(admin.SimpleListFilter):
         return [*REASONS.items(), ("asked_often", "asked often (3+ similar)")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "asked_often":
+        reason = self.value()
+        if reason == "asked_often":
             return queryset.filter(cluster_size__gte=3)
-        if self.value() in REASONS:
-            return queryset.filter(**{self.value(): True})
+        if reason is not None and reason in REASONS:
+            return queryset.filter(**{reason: True})
         return queryset
 
 
@@ -152,7 +154,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
             "action": action,
             "opts": self.model._meta,
             "media": self.media + form.media,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/review/reviewitem/decide.html", context)
 
@@ -210,7 +212,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
 
 def _most_likely_pair(queryset: QuerySet) -> int | None:
     """The pair the model most often put first for these messages: the usual choice."""
-    tops = Counter()
+    tops: Counter[int] = Counter()
     for item in queryset.select_related("message__reply"):
         reply = getattr(item.message, "reply", None)
         if reply and reply.candidates:
