@@ -403,7 +403,7 @@ CHATBOT_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("CHATBOT_LOGIN_MAX_FAILURES_PER
 CHATBOT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("CHATBOT_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 CHATBOT_LOGIN_LOCKOUT_SECONDS = env_int("CHATBOT_LOGIN_LOCKOUT_SECONDS", 900)
 # The largest file the admin's Q&A import accepts.
-CHATBOT_IMPORT_MAX_BYTES = env_int("CHATBOT_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+CHATBOT_IMPORT_MAX_BYTES = env_int("CHATBOT_IMPORT_MAX_BYTES", 5_000_000)
 # An import preview that was never confirmed is deleted from storage after this many hours (nightly task).
 CHATBOT_IMPORT_PREVIEW_HOURS = env_int("CHATBOT_IMPORT_PREVIEW_HOURS", 24)
 # Model artifacts kept besides the active version's: the newest N versions (older ones are pruned nightly).
