@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 
 from chatbot.registry.artifacts import ArtifactError, artifact_load, sha256
 from chatbot.registry.models import ModelVersion
-from chatbot.registry.services import model_config
+from chatbot.registry.pipeline import model_config
 
 pytestmark = pytest.mark.django_db
 
