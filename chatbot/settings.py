@@ -384,3 +384,30 @@ CHATBOT_REVIEW_NEAR_TIE = env_float("CHATBOT_REVIEW_NEAR_TIE", 0.1)
 CHATBOT_REVIEW_CLUSTER_SIMILARITY = env_float("CHATBOT_REVIEW_CLUSTER_SIMILARITY", 0.75)
 # A worker refreshes the review queue at most this often (after new answers, feedback, trainings, page views).
 CHATBOT_REVIEW_REFRESH_SECONDS = env_float("CHATBOT_REVIEW_REFRESH_SECONDS", 30.0)
+
+# --- Admin hardening and retention ----------------------------------------------
+# Counters that every web process must share (admin log-in failures): Redis in production, this process's
+# memory in embedded mode.
+if USE_REDIS:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{REDIS_PREFIX}cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Admin log-in: after this many failures of one account (or from one address) within the lock-out time,
+# log-ins are refused, even with the right password, until it has passed.
+CHATBOT_LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("CHATBOT_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+CHATBOT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("CHATBOT_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+CHATBOT_LOGIN_LOCKOUT_SECONDS = env_int("CHATBOT_LOGIN_LOCKOUT_SECONDS", 900)
+# The largest file the admin's Q&A import accepts.
+CHATBOT_IMPORT_MAX_BYTES = env_int("CHATBOT_IMPORT_MAX_BYTES", 5_000_000)
+# An import preview that was never confirmed is deleted from storage after this many hours (nightly task).
+CHATBOT_IMPORT_PREVIEW_HOURS = env_int("CHATBOT_IMPORT_PREVIEW_HOURS", 24)
+# Model artifacts kept besides the active version's: the newest N versions (older ones are pruned nightly).
+CHATBOT_KEEP_VERSIONS = env_int("CHATBOT_KEEP_VERSIONS", 5)
+# The most an artifact may unpack to (bytes); a larger one is refused before anything is written.
+CHATBOT_ARTIFACT_MAX_BYTES = env_int("CHATBOT_ARTIFACT_MAX_BYTES", 1024 * 1024 * 1024)

@@ -4,10 +4,12 @@ from django.urls import path
 
 from chatbot import views
 from chatbot.conversations.views import chat_page
+from chatbot.login import ThrottledLoginForm
 
 admin.site.site_header = f"{settings.CHATBOT_SHOP_NAME} support bot"
 admin.site.site_title = "Support bot admin"
 admin.site.index_title = "Knowledge base, conversations and models"
+admin.site.login_form = ThrottledLoginForm
 
 urlpatterns = [
     path("", chat_page, name="chat"),

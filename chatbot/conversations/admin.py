@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from chatbot.conversations.models import Conversation, Message
+from chatbot.retention import conversations_erase
 
 
 class ReadOnlyMixin:
@@ -41,6 +42,12 @@ class ConversationAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(n_messages=Count("messages"))
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        conversations_erase(conversations=Conversation.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        conversations_erase(conversations=Conversation.objects.filter(pk__in=queryset.values("pk")))
 
     @admin.display(description="messages", ordering="n_messages")
     def message_count(self, conversation: Conversation) -> int:

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from chatbot.conversations import services
 from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
+from chatbot.conversations.protocol import ErrorCode
 from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class FrameError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str) -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
 
@@ -50,7 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not _addresses.open(address, settings.CHATBOT_IP_MAX_CONNECTIONS):
             await self.accept()
             await self.send_json(
-                {"type": "error", "code": "rate_limited", "detail": "Too many connections from your address."}
+                {"type": "error", "code": ErrorCode.RATE_LIMITED, "detail": "Too many connections from your address."}
             )
             await self.close(code=4429)
             return
@@ -101,7 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _close_idle(self) -> None:
         await self.send_json(
-            {"type": "error", "code": "idle", "detail": "Closed after a long silence; send to resume."}
+            {"type": "error", "code": ErrorCode.IDLE, "detail": "Closed after a long silence; send to resume."}
         )
         await self.close(code=4408)
 
@@ -129,7 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not self.bucket.take() or not _addresses.take(
                 self.address, burst=settings.CHATBOT_IP_RATE_BURST, rate=settings.CHATBOT_IP_RATE_PER_SECOND
             ):
-                raise FrameError("rate_limited", "Too many messages; wait a moment and send again.")
+                raise FrameError(ErrorCode.RATE_LIMITED, "Too many messages; wait a moment and send again.")
             if invalid:
                 raise invalid
             if frame.get("type") == "message":
@@ -137,44 +138,46 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif frame.get("type") == "feedback":
                 await self._on_feedback(frame)
             else:
-                raise FrameError("bad_request", "Unknown frame type; expected 'message' or 'feedback'.")
+                raise FrameError(ErrorCode.BAD_REQUEST, "Unknown frame type; expected 'message' or 'feedback'.")
         except FrameError as error:
             await self.send_json({"type": "error", "code": error.code, "detail": error.detail, "reply_to": reply_to})
 
     def _parse(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
-            raise FrameError("bad_request", "Send JSON text frames, not binary.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "Send JSON text frames, not binary.")
         if len(text_data.encode("utf-8", "surrogatepass")) > settings.CHATBOT_MAX_FRAME_BYTES:
-            raise FrameError("too_long", f"Frame larger than {settings.CHATBOT_MAX_FRAME_BYTES} bytes.")
+            raise FrameError(ErrorCode.TOO_LONG, f"Frame larger than {settings.CHATBOT_MAX_FRAME_BYTES} bytes.")
         try:
             frame = json.loads(text_data)
         except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
-            raise FrameError("bad_request", "Malformed JSON.") from None
+            raise FrameError(ErrorCode.BAD_REQUEST, "Malformed JSON.") from None
         if not isinstance(frame, dict):
-            raise FrameError("bad_request", "A frame must be a JSON object.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "A frame must be a JSON object.")
         try:  # JSON escapes can smuggle lone surrogates, which neither PostgreSQL nor the wire accepts
             json.dumps(frame, ensure_ascii=False).encode("utf-8")
         except (UnicodeEncodeError, ValueError):
-            raise FrameError("bad_request", "The frame is not valid Unicode.") from None
+            raise FrameError(ErrorCode.BAD_REQUEST, "The frame is not valid Unicode.") from None
         return frame
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
         client_id, text, suggestion = frame.get("id"), frame.get("text"), frame.get("suggestion")
         if not isinstance(client_id, str) or not 0 < len(client_id) <= 100:
-            raise FrameError("bad_request", "'id' must be a string of 1 to 100 characters.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "'id' must be a string of 1 to 100 characters.")
         if not isinstance(text, str):
-            raise FrameError("bad_request", "'text' must be a string.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "'text' must be a string.")
         if suggestion is not None and (type(suggestion) is not int or not 0 < suggestion < 2**62):
-            raise FrameError("bad_request", "'suggestion' must be a Q&A pair id.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "'suggestion' must be a Q&A pair id.")
         text = _CONTROL.sub("", text).strip()
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise FrameError("bad_request", "'text' is not valid Unicode.") from None
+            raise FrameError(ErrorCode.BAD_REQUEST, "'text' is not valid Unicode.") from None
         if not text:
-            raise FrameError("bad_request", "'text' is empty.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "'text' is empty.")
         if len(text) > settings.CHATBOT_MAX_MESSAGE_CHARS:
-            raise FrameError("too_long", f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.")
+            raise FrameError(
+                ErrorCode.TOO_LONG, f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters."
+            )
         try:
             message, created = await database_sync_to_async(services.message_receive, thread_sensitive=False)(
                 conversation=self.conversation,
@@ -192,7 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.conversation.pk,
                 extra={"conversation_id": self.conversation.pk, "client_id": client_id},
             )
-            raise FrameError("unavailable", UNAVAILABLE) from None
+            raise FrameError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
         logger.info(
             "message received" if created else "message re-sent",
             extra={"conversation_id": self.conversation.pk, "message_id": message.pk, "chars": len(text)},
@@ -203,16 +206,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_feedback(self, frame: dict[str, Any]) -> None:
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
         if type(message_id) is not int or type(helpful) is not bool:
-            raise FrameError("bad_request", "Feedback needs an integer 'message_id' and a boolean 'helpful'.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "Feedback needs an integer 'message_id' and a boolean 'helpful'.")
         try:
             found = await database_sync_to_async(services.feedback_record, thread_sensitive=False)(
                 conversation=self.conversation, message_id=message_id, helpful=helpful
             )
         except Exception:  # the database is down: say so and keep the connection, as for messages
             logger.exception("feedback from conversation %s not stored", self.conversation.pk)
-            raise FrameError("unavailable", UNAVAILABLE) from None
+            raise FrameError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
         if not found:
-            raise FrameError("bad_request", "No such answer in this conversation.")
+            raise FrameError(ErrorCode.BAD_REQUEST, "No such answer in this conversation.")
 
     async def chat_answer(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "answer", **event["answer"]})

@@ -18,6 +18,7 @@ from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
 from chatbot.metrics import metrics_message_received
 from chatbot.privacy import pii_redact
+from chatbot.retention import conversations_erase
 from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def conversations_purge(*, days: int) -> int:
     if days <= 0:
         return 0
     cutoff = timezone.now() - timedelta(days=days)
-    deleted, by_model = Conversation.objects.filter(last_seen_at__lt=cutoff).delete()
+    by_model = conversations_erase(conversations=Conversation.objects.filter(last_seen_at__lt=cutoff))
     return by_model.get(Conversation._meta.label, 0)
 
 
@@ -157,7 +158,7 @@ def conversation_delete(*, token: str = "", conversation_id: int | None = None) 
         conversation = None if conversation_id is None else Conversation.objects.filter(pk=conversation_id).first()
     if conversation is None:
         return -1
-    _, by_model = conversation.delete()
+    by_model = conversations_erase(conversations=Conversation.objects.filter(pk=conversation.pk))
     logger.info(
         "conversation %s deleted on request (%s messages)",
         conversation_id or "by token",

@@ -15,6 +15,7 @@ from chatbot.conversations.services import (
     messages_unanswered,
 )
 from chatbot.redis_client import redis_client, redis_key
+from chatbot.retention import retention_nightly
 from chatbot.review.services import review_queue_refresh
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,11 @@ def answer_message_task(message_id: int) -> None:
 
 @shared_task(name="chatbot.conversations.tasks.conversations_purge_task")
 def conversations_purge_task() -> int:
-    """The retention schedule: delete conversations older than CHATBOT_RETENTION_DAYS."""
+    """The retention schedule: delete conversations older than CHATBOT_RETENTION_DAYS (and what was made from
+    them), unconfirmed import previews and the artifacts of old model versions (chatbot.retention)."""
     deleted = conversations_purge(days=settings.CHATBOT_RETENTION_DAYS)
     logger.info("retention: %s conversations older than %s days deleted", deleted, settings.CHATBOT_RETENTION_DAYS)
+    retention_nightly()
     return deleted
 
 

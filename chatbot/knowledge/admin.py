@@ -1,11 +1,44 @@
+from typing import Any
+
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from import_export.admin import ImportExportModelAdmin
+from import_export.forms import ImportForm
 from import_export.tmp_storages import MediaStorage
 
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.resources import CSV, JSON, QAPairResource
+from chatbot.retention import log_rows_keep
+
+
+class CappedImportForm(ImportForm):
+    def clean_import_file(self) -> Any:
+        upload = self.cleaned_data["import_file"]
+        limit = settings.CHATBOT_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(
+                f"This file is {upload.size / 1e6:.1f} MB; imports are limited to {limit / 1e6:.1f} MB "
+                "(CHATBOT_IMPORT_MAX_BYTES). Split it into several files."
+            )
+        return upload
+
+
+class UploadStorage(MediaStorage):
+    """Between the preview and the confirmation the upload is kept in the default storage (MEDIA_ROOT, or S3),
+    read back as bytes, exactly as sent, by whichever web process gets the confirmation. The preview itself
+    parses the bytes it has just saved instead of fetching them back."""
+
+    _saved: bytes | None = None
+
+    def save(self, data: bytes) -> None:
+        super().save(data)
+        self._saved = data
+
+    def read(self) -> bytes:
+        return self._saved if self._saved is not None else super().read()
 
 
 class AlternateQuestionInline(admin.TabularInline):
@@ -19,9 +52,8 @@ class AlternateQuestionInline(admin.TabularInline):
 class QAPairAdmin(ImportExportModelAdmin):
     resource_classes = [QAPairResource]
     formats = [CSV, JSON]
-    # between the preview and the confirmation the upload is kept in the default storage (MEDIA_ROOT, or S3):
-    # read back as bytes, exactly as sent, by whichever web process gets the confirmation
-    tmp_storage_class = MediaStorage
+    import_form_class = CappedImportForm
+    tmp_storage_class = UploadStorage
     list_display = (
         "question",
         "language",
@@ -75,17 +107,34 @@ class QAPairAdmin(ImportExportModelAdmin):
         self.message_user(request, f"{count} pair(s) deactivated.")
 
 
+class FromMessageAdmin(admin.ModelAdmin):
+    """Rows made from customer messages go when their conversation is deleted, unless kept as curated."""
+
+    readonly_fields = ("source_message", "kept_by", "kept_at", "created_at")
+    actions = ["keep_as_curated"]
+
+    @admin.display(description="from a conversation", boolean=True)
+    def linked(self, row: AlternateQuestion | OutOfScopeExample) -> bool:
+        return row.source_message_id is not None
+
+    @admin.action(description="Keep as curated (stays when the customer's conversation is deleted)")
+    def keep_as_curated(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = log_rows_keep(rows=queryset, user=request.user)
+        self.message_user(request, f"{count} row(s) kept as curated, by you, now.")
+
+
 @admin.register(AlternateQuestion)
-class AlternateQuestionAdmin(admin.ModelAdmin):
-    list_display = ("text", "pair", "source", "created_at")
+class AlternateQuestionAdmin(FromMessageAdmin):
+    list_display = ("text", "pair", "source", "linked", "kept_by", "created_at")
     list_filter = ("source", "pair__language")
     search_fields = ("text", "pair__question")
-    list_select_related = ("pair",)
+    list_select_related = ("pair", "kept_by")
     autocomplete_fields = ("pair",)
 
 
 @admin.register(OutOfScopeExample)
-class OutOfScopeExampleAdmin(admin.ModelAdmin):
-    list_display = ("text", "language", "source", "created_at")
+class OutOfScopeExampleAdmin(FromMessageAdmin):
+    list_display = ("text", "language", "source", "linked", "kept_by", "created_at")
     list_filter = ("language", "source")
     search_fields = ("text",)
+    list_select_related = ("kept_by",)

@@ -30,7 +30,28 @@ class QAPair(models.Model):
         return self.question
 
 
-class AlternateQuestion(models.Model):
+class FromMessage(models.Model):
+    """A row an operator made from a customer's message in the review queue: deleted with that message (its
+    conversation), unless an operator chose to keep it as curated (then who and when are recorded)."""
+
+    source_message = models.ForeignKey(
+        "conversations.Message",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The customer message it was made from; deleting that conversation deletes this row.",
+    )
+    kept_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kept_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class AlternateQuestion(FromMessage):
     class Source(models.TextChoices):
         CURATED = "curated", "Curated"
         LOG = "log", "From a customer message"
@@ -48,7 +69,7 @@ class AlternateQuestion(models.Model):
         return self.text
 
 
-class OutOfScopeExample(models.Model):
+class OutOfScopeExample(FromMessage):
     """A question the shop does not answer: teaches the model when to say it is not sure."""
 
     class Source(models.TextChoices):

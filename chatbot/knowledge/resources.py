@@ -162,8 +162,43 @@ class JSON(base_formats.JSON):
         return dataset
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): customer text reaches
+# exported pairs through the review queue.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_escape(value: Any) -> Any:
+    """A leading ' makes a spreadsheet show the cell as text. A cell that already starts with ' before one of
+    those characters gets one more, so that formula_unescape gives back exactly what was exported."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def formula_unescape(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("'") and value.lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 class CSV(base_formats.CSV):
-    pass
+    """CSV with formula cells escaped on export and unescaped on import, so a round trip is lossless.
+
+    import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT only knows "=" and deletes it (the text
+    changes, and an import does not bring it back), and it would apply to the JSON format too."""
+
+    def export_data(self, dataset: tablib.Dataset, **kwargs: Any) -> str:
+        escaped = tablib.Dataset(headers=dataset.headers)
+        for row in dataset:
+            escaped.append([formula_escape(cell) for cell in row])
+        return super().export_data(escaped, **kwargs)
+
+    def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
+        dataset = super().create_dataset(in_stream, **kwargs)
+        unescaped = tablib.Dataset(headers=dataset.headers)
+        for row in dataset:
+            unescaped.append([formula_unescape(cell) for cell in row])
+        return unescaped
 
 
 FORMATS = {"csv": CSV, "json": JSON}

@@ -90,7 +90,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._activate(request, queryset.get())
 
     def _activate(self, request: HttpRequest, version: ModelVersion) -> None:
-        model_version_activate(version)
+        try:
+            model_version_activate(version)
+        except ValueError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
         self.message_user(request, f"{version} is now in service; workers switch on their next message.")
 
     def get_urls(self) -> list:

@@ -26,6 +26,9 @@ class ModelVersion(models.Model):
     calibration = models.JSONField(
         default=dict, blank=True, help_text="Coverage and precision per threshold on the held-out set."
     )
+    pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its artifact was deleted (CHATBOT_KEEP_VERSIONS); it cannot serve."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -14,13 +14,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store
+from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store, transformer_path_check
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import training_cache_configure
 from chatbot.registry.gate import Scored, calibrate, gate_compare, score_rows, tradeoff_curve
 from chatbot.registry.lock import training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_runs_fail_stale
+from chatbot.retention import gate_disagreements_held
 from training import AnswerModel, ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ def model_config() -> ModelConfig:
     unknown = sorted(set(options) - set(ModelConfig().to_dict()))
     if unknown:
         raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS: no such model option {', '.join(unknown)}")
+    try:
+        transformer_path_check(options["transformer_path"])  # a worker refuses to load any other
+    except ValueError as error:
+        raise ImproperlyConfigured(f"CHATBOT_MODEL_OPTIONS: {error}") from None
     config = ModelConfig.from_dict(options)
     if settings.CHATBOT_ENCODER:
         config.encoder = settings.CHATBOT_ENCODER
@@ -99,7 +104,7 @@ def _train_and_gate(run: TrainingRun) -> None:
         fingerprint=run.fingerprint,
         calibration=tradeoff_curve(model, dataset.holdout, scored=scored),
     )
-    run.model_version, run.gate = version, _gate(model, dataset, scored)
+    run.model_version, run.gate = version, gate_disagreements_held(_gate(model, dataset, scored))
     run.metrics = {**version.metrics, "held_out": run.gate.get("candidate", {})}
     if run.gate["passed"]:
         model_version_activate(version)

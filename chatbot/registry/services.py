@@ -58,6 +58,8 @@ def training_runs_reconcile() -> int:
 
 def model_version_activate(version: ModelVersion) -> None:
     """Make `version` the one in service, atomically; workers pick it up on their next message."""
+    if version.pruned_at is not None:
+        raise ValueError(f"{version} cannot serve: its artifact was deleted (CHATBOT_KEEP_VERSIONS)")
     with transaction.atomic():
         previous = list(ModelVersion.objects.select_for_update().filter(is_active=True).exclude(pk=version.pk))
         for old in previous:

@@ -63,7 +63,7 @@ def review_attach(*, items: list[ReviewItem], pair: QAPair, user: Any) -> int:
         text = _question(item)
         if text.casefold() != pair.question.casefold():
             AlternateQuestion.objects.get_or_create(
-                pair=pair, text=text, defaults={"source": AlternateQuestion.Source.LOG}
+                pair=pair, text=text, defaults={"source": AlternateQuestion.Source.LOG, "source_message": item.message}
             )
     return _decide(items, ReviewItem.Status.ATTACHED, user, pair)
 
@@ -87,7 +87,12 @@ def review_out_of_scope(*, items: list[ReviewItem], user: Any) -> int:
     for item in items:
         text = _question(item)
         OutOfScopeExample.objects.get_or_create(
-            text=text, defaults={"language": detect_language(text), "source": OutOfScopeExample.Source.LOG}
+            text=text,
+            defaults={
+                "language": detect_language(text),
+                "source": OutOfScopeExample.Source.LOG,
+                "source_message": item.message,
+            },
         )
     return _decide(items, ReviewItem.Status.OUT_OF_SCOPE, user)
 

@@ -67,6 +67,7 @@
       err_rate_limited: 'You are sending messages a little too fast. Please wait a moment and try again.',
       err_bad_request: 'Sorry, we could not process that message. Please rephrase it and try again.',
       err_unavailable: 'Our assistant is temporarily unavailable. Please try again in a moment.',
+      err_idle: 'The chat paused after a long silence. Send a message to carry on.',
       err_unknown: 'Something went wrong. Please try again.',
     },
     zh: {
@@ -114,10 +115,12 @@
       err_rate_limited: '您发送消息的速度有点快，请稍等片刻再试。',
       err_bad_request: '抱歉，无法处理这条消息，请换个说法再试。',
       err_unavailable: '智能助手暂时无法使用，请稍后再试。',
+      err_idle: '长时间未发消息，对话已暂停。发送消息即可继续。',
       err_unknown: '出了点问题，请重试。',
     },
   };
-  const ERROR_CODES = ['too_long', 'rate_limited', 'bad_request', 'unavailable'];
+  // Every error code the server sends (chatbot/conversations/protocol.py) has an err_<code> text above.
+  const ERROR_CODES = Object.keys(I18N.en).filter((k) => k.startsWith('err_') && k !== 'err_unknown').map((k) => k.slice(4));
   const RETRYABLE = new Set(['rate_limited', 'unavailable']);
 
   // --------------------------------------------------------------- storage
