@@ -11,6 +11,7 @@ of model versions that are neither active nor among the newest CHATBOT_KEEP_VERS
 
 import logging
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def _import_storage() -> Storage:
 def import_previews_purge(*, hours: int | None = None) -> int:
     """Delete uploaded import files whose preview was never confirmed; returns how many."""
     hours = settings.CHATBOT_IMPORT_PREVIEW_HOURS if hours is None else hours
-    storage, cutoff = _import_storage(), timezone.now() - timezone.timedelta(hours=hours)
+    storage, cutoff = _import_storage(), timezone.now() - timedelta(hours=hours)
     try:
         _, names = storage.listdir(IMPORT_PREVIEW_FOLDER)
     except FileNotFoundError:

@@ -16,7 +16,7 @@ Ranked = list[tuple[str, float]]  # (label, score), best first
 def _sure(top: torch.Tensor | float, gap: torch.Tensor | float, threshold: object, margin: object) -> torch.Tensor:
     """The rule: top-1 score >= threshold and top1 - top2 >= margin. On floats, or on tensors that broadcast
     (a whole grid of thresholds and margins at once in `choose_rejection`)."""
-    return (top >= threshold) & (gap >= margin)  # type: ignore[operator,return-value]
+    return (top >= threshold) & (gap >= margin)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
