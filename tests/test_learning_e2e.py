@@ -16,7 +16,7 @@ from django.db import connection
 
 from chatbot.conversations.models import Message
 from chatbot.knowledge.models import QAPair
-from chatbot.registry import tasks
+from chatbot.registry import services
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_run_create
 from chatbot.review.models import ReviewItem
@@ -151,7 +151,7 @@ def test_a_killed_training_worker_leaves_the_active_model_in_service_and_the_run
 def test_a_retrain_request_while_one_is_queued_reuses_it(monkeypatch):
     # given: the task is not sent for real
     sent: list[int] = []
-    monkeypatch.setattr(tasks.train_model_task, "delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.celery_app, "send_task", lambda name, args: sent.append(args[0]))
     barrier, runs = threading.Barrier(4), []
 
     def request() -> None:

@@ -8,9 +8,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from chatbot.conversations import services
-from chatbot.conversations.apps import RETENTION_TASK
 from chatbot.conversations.models import Conversation, Message
 from chatbot.privacy import cn_id_ok, luhn_ok, pii_redact
+from chatbot.schedules import RETENTION
 
 
 @pytest.mark.parametrize(
@@ -104,5 +104,5 @@ def test_retention_deletes_old_conversations_only(settings):
 
 @pytest.mark.django_db
 def test_retention_runs_on_a_schedule():
-    task = PeriodicTask.objects.get(name=RETENTION_TASK)
+    task = PeriodicTask.objects.get(name=RETENTION.name)
     assert task.task == "chatbot.conversations.tasks.conversations_purge_task" and task.enabled

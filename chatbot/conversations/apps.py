@@ -1,23 +1,5 @@
-from typing import Any
-
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-RETENTION_TASK = "Delete old conversations (retention)"
-
-
-def ensure_retention_schedule(**kwargs: Any) -> None:
-    from django.conf import settings
-
-    from chatbot.schedules import schedule_ensure
-
-    schedule_ensure(
-        name=RETENTION_TASK,
-        task="chatbot.conversations.tasks.conversations_purge_task",
-        crontab=settings.CHATBOT_RETENTION_CRONTAB,
-        queue="inference",
-        description="Deletes conversations not seen for CHATBOT_RETENTION_DAYS days.",
-    )
+from django.conf import settings
 
 
 class ConversationsConfig(AppConfig):
@@ -25,4 +7,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
-        post_migrate.connect(ensure_retention_schedule, sender=self)
+        if settings.CHATBOT_INLINE_INFERENCE:
+            # Embedded mode answers in the web process (services.answer_enqueue): its one exception to "the web
+            # process never imports PyTorch". Loaded at start, so that the first customer does not wait for it.
+            from chatbot.conversations import tasks  # noqa: F401
