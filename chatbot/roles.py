@@ -12,6 +12,7 @@ ALL = ("add", "change", "delete", "view")
 OPERATOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "knowledge.qapair": ALL,
     "knowledge.alternatequestion": ALL,
+    "knowledge.followup": ALL,
     "knowledge.outofscopeexample": ALL,
     "conversations.conversation": ("view", "delete"),  # deleting one customer's conversation on request
     "conversations.message": ("view",),

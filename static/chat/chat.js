@@ -11,7 +11,7 @@
  *                     {type:"feedback", message_id, helpful}
  *   server -> client  {type:"welcome", conversation, resumed, max_length, history}
  *                     {type:"answer", reply_to, message_id, text, html, confidence,
- *                      suggestions, handoff, outcome}
+ *                      suggestions, followups, handoff, outcome}
  *                     {type:"error", code, detail, reply_to}
  */
 'use strict';
@@ -665,10 +665,10 @@
     const feedback = f.feedback === true || f.feedback === false ? f.feedback : null;
     const record = { el, feedback, thumbs: null, chips: null, id: f.message_id };
 
-    const suggestions = Array.isArray(f.suggestions)
-      ? f.suggestions.filter((s) => s && s.question != null && s.id != null)
-      : [];
+    const buttons = (list) => (Array.isArray(list) ? list.filter((s) => s && s.question != null && s.id != null) : []);
     const unsure = f.outcome === 'unsure';
+    // Not sure: the closest questions; after an answer: the pair's follow-up questions.
+    const suggestions = unsure ? buttons(f.suggestions) : buttons(f.followups).concat(buttons(f.suggestions));
     if (suggestions.length || unsure) {
       record.chips = buildChips(record, suggestions, unsure, fromHistory);
       if (record.chips) body.appendChild(record.chips);
