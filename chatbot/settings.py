@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "chatbot.conversations",
     "chatbot.registry",
     "chatbot.review",
+    "chatbot.dashboard",
     "chatbot",
     "django_prometheus",
 ]

@@ -1,17 +1,14 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.test import Client
 
 from chatbot.conversations.answering import message_answer
 from chatbot.conversations.models import Conversation, Message
 from chatbot.conversations.services import answer_payload, message_receive
 from chatbot.knowledge.models import FollowUp, QAPair
 from chatbot.knowledge.services import qa_export_file, qa_import
-from chatbot.roles import roles_ensure
 
 pytestmark = pytest.mark.django_db
 
@@ -141,16 +138,6 @@ def test_export_carries_followups_and_imports_back(tmp_path, suffix):
     ]
 
 
-@pytest.fixture
-def operator() -> Client:
-    roles_ensure()
-    user = User.objects.create_user("fu-operator", password="unused-pw-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="Operators"))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _inline_form(start: QAPair, followup_id: int) -> dict:
     return {
         "question": start.question,
@@ -167,13 +154,13 @@ def _inline_form(start: QAPair, followup_id: int) -> dict:
     }
 
 
-def test_an_operator_adds_a_followup_in_the_admin_inline_and_cannot_add_the_pair_itself(operator):
+def test_an_operator_adds_a_followup_in_the_admin_inline_and_cannot_add_the_pair_itself(operator_client):
     start, other = pair("Inline start"), pair("Inline other")
     url = f"/admin/knowledge/qapair/{start.pk}/change/"
-    assert b"ollow-up questions (offered as buttons" in operator.get(url).content
-    response = operator.post(url, _inline_form(start, start.pk))
+    assert b"ollow-up questions (offered as buttons" in operator_client.get(url).content
+    response = operator_client.post(url, _inline_form(start, start.pk))
     assert response.status_code == 200 and b"A pair cannot be its own follow-up." in response.content
     assert not start.followup_links.exists()
-    response = operator.post(url, _inline_form(start, other.pk))
+    response = operator_client.post(url, _inline_form(start, other.pk))
     assert response.status_code == 302
     assert list(start.followups.all()) == [other]
