@@ -19,11 +19,13 @@ OPERATOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "review.reviewitem": ALL,
     "registry.modelversion": ("view",),
     "registry.trainingrun": ("view",),
+    "shop_sites.site": ("view",),
 }
 ADMIN_PERMISSIONS: dict[str, tuple[str, ...]] = {
     **OPERATOR_PERMISSIONS,
     "registry.modelversion": ALL,
     "registry.trainingrun": ALL,
+    "shop_sites.site": ALL,
     "django_celery_beat.periodictask": ALL,
     "django_celery_beat.crontabschedule": ALL,
     "django_celery_beat.intervalschedule": ALL,

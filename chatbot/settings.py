@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "chatbot.registry",
     "chatbot.review",
     "chatbot.dashboard",
+    "chatbot.sites",
     "chatbot",
     "django_prometheus",
 ]
