@@ -13,6 +13,7 @@ EXPLAIN ANALYZE of the slowest one, as JSON.
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -130,11 +131,11 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="reuse the filled database")
     args = parser.parse_args()
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # production settings refuse to start without
     setup(args.database, args.keep)
     os.environ.update(
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
         DJANGO_SETTINGS_MODULE="chatbot.settings",
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only"),
         ALLOWED_HOSTS="testserver",
         SECURE_SSL_REDIRECT="0",
         LOG_FORMAT="plain",

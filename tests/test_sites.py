@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from chatbot.asgi import application
 from chatbot.sites.models import Site
 
-pytestmark = pytest.mark.django_db
 SHOP = "https://shop.example.com"
 
 
@@ -17,6 +16,7 @@ def site(**fields) -> Site:
     )
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("typed", "error"),
     [
@@ -38,6 +38,7 @@ def test_a_badly_typed_origin_is_a_clear_validation_error(typed, error):
     assert error in " ".join(raised.value.message_dict["allowed_origins"])
 
 
+@pytest.mark.django_db
 def test_origins_are_kept_as_browsers_send_them():
     found = Site(name="x", allowed_origins="HTTPS://Shop.Example.com:443\n\nhttp://127.0.0.1:8080\nhttps://[::1]:8443")
     found.full_clean()
@@ -48,6 +49,7 @@ def test_origins_are_kept_as_browsers_send_them():
     ]
 
 
+@pytest.mark.django_db
 def test_the_widget_config_is_given_to_a_listed_origin_only(client):
     shop = site(greeting_en="Hi from the shop", greeting_zh="你好", colour="#aa3300")
     url = f"/widget/{shop.key}/config"
@@ -74,24 +76,27 @@ async def _connects(path: str, origin: str) -> bool:
     return connected
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.asyncio
+@pytest.mark.usefixtures("committed_db")
 async def test_the_websocket_admits_the_own_host_and_listed_origins_only():
     from asgiref.sync import sync_to_async
 
-    shop = await sync_to_async(site)()
-    other = await sync_to_async(site)(name="Other", allowed_origins="https://other.example.org")
-    off = await sync_to_async(site)(name="Off", is_active=False)
-    assert await _connects("/ws/chat/", "http://127.0.0.1:8000")  # the full page, as before
-    assert not await _connects("/ws/chat/", SHOP)  # no site named: only the product's own host
-    assert await _connects(f"/ws/chat/?site={shop.key}", SHOP)
-    assert await _connects(f"/ws/chat/?site={shop.key}", "http://localhost:8080")
-    assert not await _connects(f"/ws/chat/?site={shop.key}", "https://evil.example.net")
-    assert not await _connects(f"/ws/chat/?site={other.key}", SHOP)  # listed for another site
-    assert not await _connects("/ws/chat/?site=no-such-key", SHOP)
-    assert not await _connects(f"/ws/chat/?site={off.key}", SHOP)
+    shop = await sync_to_async(site)(name="WS shop")
+    other = await sync_to_async(site)(name="WS other", allowed_origins="https://other.example.org")
+    off = await sync_to_async(site)(name="WS off", is_active=False)
+    try:
+        assert await _connects("/ws/chat/", "http://127.0.0.1:8000")  # the full page, as before
+        assert not await _connects("/ws/chat/", SHOP)  # no site named: only the product's own host
+        assert await _connects(f"/ws/chat/?site={shop.key}", SHOP)
+        assert await _connects(f"/ws/chat/?site={shop.key}", "http://localhost:8080")
+        assert not await _connects(f"/ws/chat/?site={shop.key}", "https://evil.example.net")
+        assert not await _connects(f"/ws/chat/?site={other.key}", SHOP)  # listed for another site
+        assert not await _connects("/ws/chat/?site=no-such-key", SHOP)
+        assert not await _connects(f"/ws/chat/?site={off.key}", SHOP)
+    finally:  # committed rows (the consumer reads them from its own thread): removed by hand
+        await sync_to_async(Site.objects.filter(name__startswith="WS ").delete)()
 
 
+@pytest.mark.django_db
 def test_the_site_admin_shows_the_snippet(admin_client):
     shop = site()
     page = admin_client.get(f"/admin/shop_sites/site/{shop.pk}/change/").content.decode()

@@ -28,7 +28,7 @@ div, p, button, span { font: 40px/3 serif !important; color: red !important; let
 main { display: block !important; padding: 20px !important; }
 """
 HOST_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Shop</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Shop</title><link rel="icon" href="data:,">
 <style>{css}</style></head>
 <body><main><h1>Lumen Store</h1><p>Spring sale on everything.</p></main>
 <script src="{src}" data-site="{key}" async></script></body></html>"""

@@ -5,7 +5,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, QuerySet, Value, When, Window
+from django.db.models import (
+    Aggregate,
+    Case,
+    CharField,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Cast, Concat, Floor, Least, Lower, RowNumber, TruncDate
 from django.urls import reverse
 
@@ -249,36 +264,54 @@ def worst_pairs_figure(period: Period) -> Figure:
     )
 
 
-def _percentiles_sql(found: QuerySet, partition: list[Any]) -> tuple[str, list[Any]]:
-    """Nearest-rank p50 and p95 of latency_ms, per partition: window functions that PostgreSQL and SQLite share."""
-    ranked = (
-        found.filter(latency_ms__isnull=False)
-        .annotate(
-            day=TruncDate("created_at") if partition else Value("all"),
-            rn=Window(RowNumber(), partition_by=partition or None, order_by=F("latency_ms").asc()),
-            n=Window(Count("id"), partition_by=partition or None),
+class Percentile(Aggregate):
+    """Nearest-rank percentile, PostgreSQL's percentile_disc: the smallest value with at least that share of
+    the rows at or below it (one sort inside the aggregate)."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _latency_rows(found: QuerySet, *, by_day: bool) -> list[dict[str, Any]]:
+    """p50, p95 and count of latency_ms, per day or for all of `found`."""
+    found = found.filter(latency_ms__isnull=False).order_by()
+    day = TruncDate("created_at") if by_day else Value("all")
+    if connection.vendor == "postgresql":
+        return list(
+            found.annotate(day=day)
+            .values("day")
+            .annotate(
+                p50=Percentile("latency_ms", percentile=0.5),
+                p95=Percentile("latency_ms", percentile=0.95),
+                answers=Count("id"),
+            )
+            .order_by("day")
         )
-        .values("day", "latency_ms", "rn", "n")
-    )
+    return _latency_rows_windowed(found, day=day, by_day=by_day)
+
+
+def _latency_rows_windowed(found: QuerySet, *, day: Any, by_day: bool) -> list[dict[str, Any]]:
+    """The same nearest-rank percentiles with window functions, for SQLite (the embedded mode)."""
+    partition = [TruncDate("created_at")] if by_day else None
+    ranked = found.annotate(
+        day=day,
+        rn=Window(RowNumber(), partition_by=partition, order_by=F("latency_ms").asc()),
+        n=Window(Count("id"), partition_by=partition),
+    ).values("day", "latency_ms", "rn", "n")
     sql, params = ranked.query.sql_with_params()
     outer = (
         "SELECT day, MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END),"
         " MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END), MAX(n)"
         f" FROM ({sql}) ranked GROUP BY day ORDER BY day"
     )
-    return outer, list(params)
-
-
-def _run(sql: str, params: list[Any]) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        cursor.execute(outer, params)
+        return [{"day": d, "p50": p50, "p95": p95, "answers": n} for d, p50, p95, n in cursor.fetchall()]
 
 
 def latency_figure(period: Period) -> Figure:
-    bots = messages_in(period, Message.Sender.BOT)
-    rows = _run(*_percentiles_sql(bots, [TruncDate("created_at")]))
-    found = [{"day": day, "p50": p50, "p95": p95, "answers": n} for day, p50, p95, n in rows]
+    found = _latency_rows(messages_in(period, Message.Sender.BOT), by_day=True)
     table = [
         [d, round(p50, 1), round(p95, 1), n] for d, p50, p95, n in _by_day(found, period, ["p50", "p95", "answers"])
     ]
@@ -293,9 +326,9 @@ def latency_figure(period: Period) -> Figure:
 
 
 def latency_total_figure(period: Period) -> Figure:
-    rows = _run(*_percentiles_sql(messages_in(period, Message.Sender.BOT), []))
-    p50, p95, n = rows[0][1:] if rows else (None, None, 0)
-    table = [["whole period", round(p50 or 0, 1), round(p95 or 0, 1), n or 0]]
+    found = _latency_rows(messages_in(period, Message.Sender.BOT), by_day=False)
+    row = found[0] if found else {"p50": None, "p95": None, "answers": 0}
+    table = [["whole period", round(row["p50"] or 0, 1), round(row["p95"] or 0, 1), row["answers"] or 0]]
     return Figure(
         key="latency_total",
         title="Answer latency over the period (ms)",
