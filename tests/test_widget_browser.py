@@ -96,7 +96,10 @@ def browser(monkeypatch):
 
 
 def open_page(browser, url: str, **context):  # noqa: ANN001
-    page = browser.new_context(**{"viewport": {"width": 1200, "height": 800}, **context}).new_page()
+    opened = browser.new_context(**{"viewport": {"width": 1200, "height": 800}, **context})
+    # the browser asks every host for /favicon.ico by itself; neither the product nor the shop serves one
+    opened.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    page = opened.new_page()
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
