@@ -12,17 +12,20 @@ ALL = ("add", "change", "delete", "view")
 OPERATOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "knowledge.qapair": ALL,
     "knowledge.alternatequestion": ALL,
+    "knowledge.followup": ALL,
     "knowledge.outofscopeexample": ALL,
     "conversations.conversation": ("view", "delete"),  # deleting one customer's conversation on request
     "conversations.message": ("view",),
     "review.reviewitem": ALL,
     "registry.modelversion": ("view",),
     "registry.trainingrun": ("view",),
+    "shop_sites.site": ("view",),
 }
 ADMIN_PERMISSIONS: dict[str, tuple[str, ...]] = {
     **OPERATOR_PERMISSIONS,
     "registry.modelversion": ALL,
     "registry.trainingrun": ALL,
+    "shop_sites.site": ALL,
     "django_celery_beat.periodictask": ALL,
     "django_celery_beat.crontabschedule": ALL,
     "django_celery_beat.intervalschedule": ALL,

@@ -150,6 +150,8 @@ INSTALLED_APPS = [
     "chatbot.conversations",
     "chatbot.registry",
     "chatbot.review",
+    "chatbot.dashboard",
+    "chatbot.sites",
     "chatbot",
     "django_prometheus",
 ]

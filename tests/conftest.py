@@ -204,3 +204,19 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def operator_client(django_user_model) -> object:  # noqa: ANN001
+    """A client logged in as a staff user in the Operators group (not a superuser)."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from chatbot.roles import roles_ensure
+
+    roles_ensure()
+    user = django_user_model.objects.create_user("operator-client", password="unused-pw-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="Operators"))
+    client = Client()
+    client.force_login(user)
+    return client

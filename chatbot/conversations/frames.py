@@ -4,7 +4,8 @@ from typing import Literal, TypedDict
 
 
 class Suggestion(TypedDict):
-    """A question offered when the bot is not sure; the browser sends its id back as `suggestion`."""
+    """A question offered as a button (the closest questions when the bot is not sure, a pair's follow-ups
+    after an answer); the browser sends its id back as `suggestion`."""
 
     id: int
     question: str
@@ -27,6 +28,7 @@ class AnswerFrame(TypedDict):
     html: str
     confidence: float | None
     suggestions: list[Suggestion]
+    followups: list[Suggestion]
     handoff: bool
     outcome: str
 

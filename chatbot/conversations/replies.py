@@ -7,7 +7,7 @@ from django.conf import settings
 
 from chatbot.conversations.frames import Candidate, Suggestion
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.selectors import active_pairs
+from chatbot.knowledge.selectors import active_pairs, pair_followups
 from chatbot.knowledge.text import detect_language
 
 NOT_SURE = {
@@ -31,8 +31,21 @@ class Reply:
 
 
 def reply_for_pair(pair: QAPair, confidence: float, candidates: list[Candidate]) -> Reply:
+    """An answer with the pair's active follow-ups; they are stored where suggestions are (the pairs a bot
+    message offers as buttons), so clicking one is an offered suggestion like any other."""
     outcome = "handoff" if pair.handoff else "answer"
-    return Reply(outcome=outcome, text=pair.answer, pair=pair, confidence=confidence, candidates=candidates)
+    pairs = active_pairs()
+    followups = [
+        Suggestion(id=pairs[pk].pk, question=pairs[pk].question) for pk in pair_followups(pair.pk) if pk in pairs
+    ]
+    return Reply(
+        outcome=outcome,
+        text=pair.answer,
+        pair=pair,
+        confidence=confidence,
+        candidates=candidates,
+        suggestions=followups,
+    )
 
 
 def reply_compose(

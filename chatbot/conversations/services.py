@@ -48,7 +48,9 @@ def answer_payload(bot: Message) -> AnswerFrame:
         "text": answer_plain(bot.text),
         "html": answer_html(bot.text),
         "confidence": None if bot.confidence is None else round(bot.confidence, 4),
-        "suggestions": bot.suggestions,
+        # `suggestions` holds the buttons a bot message offers: closest questions when not sure, else follow-ups
+        "suggestions": bot.suggestions if bot.outcome == Message.Outcome.UNSURE else [],
+        "followups": [] if bot.outcome == Message.Outcome.UNSURE else bot.suggestions,
         "handoff": bot.outcome == Message.Outcome.HANDOFF,
         "outcome": bot.outcome,
     }

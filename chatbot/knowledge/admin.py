@@ -9,7 +9,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ImportForm
 from import_export.tmp_storages import MediaStorage
 
-from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
+from chatbot.knowledge.models import AlternateQuestion, FollowUp, OutOfScopeExample, QAPair
 from chatbot.knowledge.resources import CSV, JSON, QAPairResource
 from chatbot.retention import log_rows_keep
 
@@ -48,6 +48,15 @@ class AlternateQuestionInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class FollowUpInline(admin.TabularInline):
+    model = FollowUp
+    fk_name = "pair"
+    extra = 1
+    fields = ("followup", "order")
+    autocomplete_fields = ("followup",)
+    verbose_name_plural = "follow-up questions (offered as buttons after this answer; lowest order first)"
+
+
 @admin.register(QAPair)
 class QAPairAdmin(ImportExportModelAdmin):
     resource_classes = [QAPairResource]
@@ -69,7 +78,7 @@ class QAPairAdmin(ImportExportModelAdmin):
     search_fields = ("question", "answer", "alternates__text")
     readonly_fields = ("created_at", "updated_at", "updated_by")
     list_select_related = ("updated_by",)
-    inlines = [AlternateQuestionInline]
+    inlines = [AlternateQuestionInline, FollowUpInline]
     actions = ["activate", "deactivate"]
     fieldsets = (
         (None, {"fields": ("question", "answer", "language", "category")}),

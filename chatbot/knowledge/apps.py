@@ -12,3 +12,5 @@ class KnowledgeConfig(AppConfig):
 
         post_save.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_save")
         post_delete.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_delete")
+        post_save.connect(pairs_changed, sender="knowledge.FollowUp", dispatch_uid="followups_changed_save")
+        post_delete.connect(pairs_changed, sender="knowledge.FollowUp", dispatch_uid="followups_changed_delete")

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -21,6 +22,15 @@ class QAPair(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    followups = models.ManyToManyField(
+        "self",
+        through="FollowUp",
+        through_fields=("pair", "followup"),
+        symmetrical=False,
+        related_name="followed_by",
+        blank=True,
+        help_text="Questions offered as buttons after this answer, in order.",
+    )
 
     class Meta:
         verbose_name = "Q&A pair"
@@ -67,6 +77,30 @@ class AlternateQuestion(FromMessage):
 
     def __str__(self) -> str:
         return self.text
+
+
+class FollowUp(models.Model):
+    """One ordered follow-up of a pair: after answering `pair`, the chat offers `followup` as a button.
+    Cycles (A -> B -> A) are fine, since each is one click by the customer; a pair never follows itself."""
+
+    pair = models.ForeignKey(QAPair, on_delete=models.CASCADE, related_name="followup_links")
+    followup = models.ForeignKey(QAPair, on_delete=models.CASCADE, related_name="+", verbose_name="follow-up")
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "follow-up question"
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "followup"], name="unique_followup_per_pair"),
+            models.CheckConstraint(condition=~models.Q(pair=models.F("followup")), name="followup_not_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id} -> {self.followup_id}"
+
+    def clean(self) -> None:
+        if self.pair_id and self.pair_id == self.followup_id:
+            raise ValidationError({"followup": "A pair cannot be its own follow-up."})
 
 
 class OutOfScopeExample(FromMessage):

@@ -7,10 +7,12 @@ import tablib
 from import_export import fields, resources, widgets
 from import_export.formats import base_formats
 
-from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.knowledge.models import AlternateQuestion, FollowUp, QAPair
 from chatbot.knowledge.text import detect_language
 
 MAX_ALTERNATES = 200
+MAX_FOLLOWUPS = 20
+LIST_COLUMNS = ("alternates", "followups")
 REQUIRED_COLUMNS = ("question", "answer")
 TEXT_COLUMNS = ("question", "answer", "language", "category")
 TRUE_VALUES = {"1", "true", "yes", "y", "on"}
@@ -21,8 +23,12 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class AlternatesWidget(widgets.Widget):
-    """One alternate question per line in CSV; a list of strings in JSON."""
+class LinesWidget(widgets.Widget):
+    """Questions, one per line in CSV; a list of strings in JSON (alternates, follow-ups)."""
+
+    def __init__(self, column: str, limit: int) -> None:
+        super().__init__()
+        self.column, self.limit = column, limit
 
     def clean(self, value: Any, row: Any = None, **kwargs: Any) -> list[str]:
         if value in (None, ""):
@@ -31,19 +37,19 @@ class AlternatesWidget(widgets.Widget):
             items = value.splitlines()
         elif isinstance(value, list):
             if not all(isinstance(item, str) for item in value):
-                raise ValueError("alternates must be a list of strings")
-            # a line break separates alternates in CSV and in the export: the same rule for a JSON list
+                raise ValueError(f"{self.column} must be a list of strings")
+            # a line break separates questions in CSV and in the export: the same rule for a JSON list
             items = [line for item in value for line in item.splitlines()]
         else:
-            raise ValueError("alternates must be text (one per line) or a list of strings")
+            raise ValueError(f"{self.column} must be text (one per line) or a list of strings")
         cleaned = list(dict.fromkeys(item.strip() for item in items if item.strip()))
-        if len(cleaned) > MAX_ALTERNATES:
-            raise ValueError(f"at most {MAX_ALTERNATES} alternate questions per pair")
+        if len(cleaned) > self.limit:
+            raise ValueError(f"at most {self.limit} {self.column} per pair")
         too_long = [item for item in cleaned if len(item) > 500]
         if too_long:
-            raise ValueError(f"alternate question longer than 500 characters: {too_long[0][:40]}...")
+            raise ValueError(f"{self.column}: question longer than 500 characters: {too_long[0][:40]}...")
         if any("\x00" in item for item in cleaned):
-            raise ValueError("alternate questions must not contain NUL characters")
+            raise ValueError(f"{self.column} must not contain NUL characters")
         return cleaned
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
@@ -64,12 +70,17 @@ class StrictBooleanWidget(widgets.BooleanWidget):
 
 
 class QAPairResource(resources.ModelResource):
-    alternates = fields.Field(column_name="alternates", attribute="_alternates", widget=AlternatesWidget())
+    alternates = fields.Field(
+        column_name="alternates", attribute="_alternates", widget=LinesWidget("alternates", MAX_ALTERNATES)
+    )
+    followups = fields.Field(
+        column_name="followups", attribute="_followups", widget=LinesWidget("followups", MAX_FOLLOWUPS)
+    )
     handoff = fields.Field(column_name="handoff", attribute="handoff", widget=StrictBooleanWidget())
 
     class Meta:
         model = QAPair
-        fields = ("question", "answer", "alternates", "language", "category", "handoff")
+        fields = ("question", "answer", "alternates", "language", "category", "handoff", "followups")
         export_order = fields
         import_id_fields = ("question",)
         clean_model_instances = True
@@ -79,10 +90,13 @@ class QAPairResource(resources.ModelResource):
     def __init__(self, user: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user = user
+        self.known_questions: set[str] = set()
+        self.followups_wanted: dict[int, list[str]] = {}
 
     def before_import(self, dataset: tablib.Dataset, **kwargs: Any) -> None:
         """Checks of the whole file, for the admin and the commands alike: columns, and no question twice
         (a second row would silently overwrite the first)."""
+        self.known_questions, self.followups_wanted = set(), {}  # the same resource may import twice
         headers = dataset.headers or []
         missing = [name for name in REQUIRED_COLUMNS if name not in headers]
         if missing:
@@ -95,6 +109,8 @@ class QAPairResource(resources.ModelResource):
             first = seen.setdefault(question.strip(), number)
             if first != number:
                 raise ValueError(f"row {number}: the question “{_short(question.strip())}” is also on row {first}")
+        if "followups" in headers:  # a follow-up may name a pair stored already or one a later row creates
+            self.known_questions = set(seen) | set(QAPair.objects.values_list("question", flat=True))
 
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
         for key in TEXT_COLUMNS:
@@ -112,15 +128,30 @@ class QAPairResource(resources.ModelResource):
             row["handoff"] = False
         if row.get("category") is None:
             row["category"] = ""
+        if "followups" in row:
+            self._check_followups(row)
+
+    def _check_followups(self, row: Any) -> None:
+        wanted = self.fields["followups"].widget.clean(row.get("followups"))
+        if row.get("question") in wanted:
+            raise ValueError("followups: a pair cannot be its own follow-up")
+        unknown = [question for question in wanted if question not in self.known_questions]
+        if unknown:
+            raise ValueError(f"followups: no pair has the question “{_short(unknown[0])}”")
 
     def dehydrate_alternates(self, pair: QAPair) -> str:
         return "\n".join(alt.text for alt in pair.alternates.all())
+
+    def dehydrate_followups(self, pair: QAPair) -> str:
+        return "\n".join(link.followup.question for link in pair.followup_links.all())
 
     def before_save_instance(self, instance: QAPair, row: Any, **kwargs: Any) -> None:
         if self.user is not None and getattr(self.user, "pk", None):
             instance.updated_by = self.user
 
     def after_save_instance(self, instance: QAPair, row: Any, **kwargs: Any) -> None:
+        if getattr(instance, "_followups", None) is not None:
+            self.followups_wanted[instance.pk] = instance._followups  # type: ignore[attr-defined]
         alternates = getattr(instance, "_alternates", None)
         if kwargs.get("dry_run") or alternates is None:  # no alternates column: the pair keeps its alternates
             return
@@ -132,18 +163,32 @@ class QAPairResource(resources.ModelResource):
             [AlternateQuestion(pair=instance, text=text) for text in wanted if text not in existing]
         )
 
+    def after_import(self, dataset: tablib.Dataset, result: Any, **kwargs: Any) -> None:
+        """Follow-ups are linked once every row is saved: a row may name a pair that a later row creates."""
+        if not self.followups_wanted or result.has_errors() or result.has_validation_errors():
+            return
+        questions = {question for wanted in self.followups_wanted.values() for question in wanted}
+        ids = dict(QAPair.objects.filter(question__in=questions).values_list("question", "pk"))
+        FollowUp.objects.filter(pair_id__in=self.followups_wanted).delete()
+        FollowUp.objects.bulk_create(
+            FollowUp(pair_id=pair_id, followup_id=ids[question], order=order)
+            for pair_id, wanted in self.followups_wanted.items()
+            for order, question in enumerate(wanted)
+        )
+
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return QAPair.objects.prefetch_related("alternates")
+        return QAPair.objects.prefetch_related("alternates", "followup_links__followup")
 
 
 class JSON(base_formats.JSON):
-    """JSON with `alternates` as a list of strings (the CSV cell has one per line)."""
+    """JSON with `alternates` and `followups` as lists of strings (the CSV cell has one per line)."""
 
     def export_data(self, dataset: tablib.Dataset, **kwargs: Any) -> str:
         rows = []
         for row in dataset.dict:
             row = dict(row)
-            row["alternates"] = [line for line in (row.get("alternates") or "").splitlines() if line]
+            for column in LIST_COLUMNS:
+                row[column] = [line for line in (row.get(column) or "").splitlines() if line]
             rows.append(row)
         return json.dumps(rows, ensure_ascii=False, indent=2)
 

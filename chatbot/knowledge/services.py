@@ -71,6 +71,6 @@ def qa_export_file(*, path: str | Path, queryset: Any = None) -> int:
     path = Path(path)
     fmt = format_for(str(path))
     queryset = queryset if queryset is not None else QAPair.objects.all()
-    dataset = QAPairResource().export(queryset=queryset.prefetch_related("alternates"))
+    dataset = QAPairResource().export(queryset=queryset.prefetch_related("alternates", "followup_links__followup"))
     path.write_text(fmt.export_data(dataset), encoding="utf-8")
     return len(dataset)

@@ -9,7 +9,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from chatbot.knowledge.models import QAPair
-from chatbot.registry.charts import tradeoff_chart, training_curves
+from chatbot.registry.charts import operating_point_words, tradeoff_chart, training_curves
+from chatbot.registry.explain import numbers_table
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, model_version_set_threshold, training_run_create
 
@@ -63,13 +64,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "activated_at",
     )
     list_filter = ("status", "encoder")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "calibration"]
-    exclude = ("calibration",)
+    readonly_fields = [
+        *(f.name for f in ModelVersion._meta.fields if f.name not in ("calibration", "metrics")),
+        "version_metrics",
+    ]
+    exclude = ("calibration", "metrics")
     actions = ["activate"]
     change_form_template = "admin/registry/modelversion/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="metrics")
+    def version_metrics(self, version: ModelVersion) -> str:
+        return numbers_table(version.metrics)
 
     @admin.display(description="gate")
     def gate_summary(self, version: ModelVersion) -> str:
@@ -130,6 +138,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         context = dict(extra_context or {})
         if version is not None:
             context["tradeoff_chart"] = tradeoff_chart(version.calibration, version.threshold)
+            context["operating_point"] = operating_point_words(version.calibration, version.threshold)
             context["tradeoff_points"] = version.calibration.get("points", [])[::4]
             context["calibrated_threshold"] = version.calibration.get("calibrated_threshold")
         return super().change_view(request, object_id, form_url, extra_context=context)
@@ -159,8 +168,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "encoder",
-        "counts",
-        "metrics",
+        "data_counts",
+        "run_metrics",
         "fingerprint",
         "model_version",
         "artifact",
@@ -172,6 +181,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="data")
+    def data_counts(self, run: TrainingRun) -> str:
+        return numbers_table(run.counts)
+
+    @admin.display(description="metrics")
+    def run_metrics(self, run: TrainingRun) -> str:
+        return numbers_table(run.metrics)
 
     @admin.display(description="progress")
     def progress_bar(self, run: TrainingRun) -> str:

@@ -60,7 +60,11 @@ def line_chart(
         parts.append(
             f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{HEIGHT - PAD}" stroke="#e67e22" stroke-dasharray="4 3"/>'
         )
-        parts.append(f'<text x="{x + 3:.1f}" y="22" fill="#e67e22">{escape(marker_label)}</text>')
+        # on the right half the label runs leftwards, so it never leaves the chart or crosses the legend
+        anchor, dx = ("end", -3) if x > (WIDTH + PAD) / 2 else ("start", 3)
+        parts.append(
+            f'<text x="{x + dx:.1f}" y="22" text-anchor="{anchor}" fill="#e67e22">{escape(marker_label)}</text>'
+        )
     for i, item in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="6 4"' if item.dashed else ""
@@ -89,6 +93,24 @@ def training_curves(history: list[dict]) -> SafeString:
     if accuracy:
         series.append(Series("validation accuracy", accuracy))
     return line_chart(series, x_label="epoch", y_label="loss / accuracy")
+
+
+def operating_point_words(calibration: dict, threshold: float) -> str:
+    """The operating point in a sentence, from the held-out point nearest the threshold in use."""
+    points = [p for p in calibration.get("points") or [] if p.get("coverage") is not None]
+    if not points:
+        return ""
+    point = min(points, key=lambda p: abs(p["threshold"] - threshold))
+    said = (
+        f"At this threshold ({threshold:.3f}) the bot answers {100 * point['coverage']:.0f} % of the questions it "
+        "has an answer for"
+    )
+    if point.get("precision") is None:
+        return said + "."
+    return said + (
+        f", and is right on {100 * point['precision']:.0f} % of its answers (answering a question it has no "
+        "answer for counts as wrong). Measured on the held-out questions of its training."
+    )
 
 
 def tradeoff_chart(calibration: dict, threshold: float) -> SafeString:

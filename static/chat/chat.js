@@ -11,14 +11,21 @@
  *                     {type:"feedback", message_id, helpful}
  *   server -> client  {type:"welcome", conversation, resumed, max_length, history}
  *                     {type:"answer", reply_to, message_id, text, html, confidence,
- *                      suggestions, handoff, outcome}
+ *                      suggestions, followups, handoff, outcome}
  *                     {type:"error", code, detail, reply_to}
  */
 'use strict';
 
-(() => {
-  const root = document.getElementById('chat');
-  if (!root) return;
+/* One chat client, two shells: the full page mounts it on <main id="chat">; the embedded widget
+ * (widget.js) defines the <lumen-chat> element first and is handed mount(), so that the shop's page
+ * gets no global name from this file. */
+((mount) => {
+  const Widget = window.customElements && window.customElements.get('lumen-chat');
+  if (Widget && typeof Widget.adopt === 'function') Widget.adopt(mount);
+  const page = document.getElementById('chat');
+  if (page && !page.dataset.mounted) mount(page, {});
+})(function mountChat(root, opts = {}) {
+  root.dataset.mounted = 'true';
 
   // ------------------------------------------------------------------ i18n
   const I18N = {
@@ -134,12 +141,15 @@
   const cfg = {
     wsPath: root.dataset.wsPath || '/ws/chat/',
     shopName: root.dataset.shopName || '',
+    // embedded: the product's address (the page is the shop's) and the site's key
+    base: opts.base || '',
+    site: opts.site || '',
   };
   let maxLength = parseInt(root.dataset.maxLength, 10);
   if (!(maxLength > 0)) maxLength = 2000;
 
   const LANG_KEY = 'chat:lang';
-  const TOKEN_KEY = 'chat:conversation:' + cfg.wsPath;
+  const TOKEN_KEY = 'chat:conversation:' + cfg.wsPath + (cfg.site ? ':' + cfg.site : '');
   const BACKOFF_MIN = 1000;
   const BACKOFF_MAX = 30000;
   const WELCOME_TIMEOUT = 10000;
@@ -148,6 +158,7 @@
   function initialLang() {
     const saved = store.get(LANG_KEY);
     if (saved === 'en' || saved === 'zh') return saved;
+    if (opts.lang === 'en' || opts.lang === 'zh') return opts.lang; // the shop page's <html lang>
     const prefs = (navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language || 'en'];
     return String(prefs[0] || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
   }
@@ -169,7 +180,8 @@
 
   function t(key, args) {
     const table = I18N[lang] || I18N.en;
-    const s = table[key] ?? I18N.en[key] ?? key;
+    const custom = key === 'greeting' && opts.greeting && opts.greeting[lang];
+    const s = custom || (table[key] ?? I18N.en[key] ?? key);
     const vars = { shop: cfg.shopName, max: fmtNum(maxLength), ...(args || {}) };
     return s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] !== undefined ? String(vars[k]) : m));
   }
@@ -190,13 +202,16 @@
     return el;
   }
   function applyI18n() {
-    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
-    document.title = t('pageTitle');
+    if (!opts.embedded) { // the shop's page keeps its own language and title
+      document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+      document.title = t('pageTitle');
+    }
+    root.lang = lang === 'zh' ? 'zh-CN' : 'en';
     root.querySelectorAll('[data-i18n]').forEach((el) => {
       const args = el.dataset.i18nArgs ? JSON.parse(el.dataset.i18nArgs) : undefined;
       el.textContent = t(el.dataset.i18n, args);
     });
-    document.querySelectorAll('.skip-link[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    if (!opts.embedded) document.querySelectorAll('.skip-link[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
     for (const attr of I18N_ATTRS) {
       root.querySelectorAll('[data-i18n-' + attr + ']').forEach((el) => {
         el.setAttribute(attr, t(el.getAttribute('data-i18n-' + attr)));
@@ -296,10 +311,12 @@
 
   // ------------------------------------------------------------ connection
   function wsUrl() {
-    const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const where = cfg.base ? new URL(cfg.base) : window.location;
+    const proto = where.protocol === 'https:' ? 'wss:' : 'ws:';
     let path = cfg.wsPath;
     if (/^wss?:\/\//i.test(path)) path = path.replace(/^wss?:\/\/[^/]+/i, '');
-    let url = `${proto}//${window.location.host}${path}`;
+    let url = `${proto}//${where.host}${path}`;
+    if (cfg.site) url += (url.includes('?') ? '&' : '?') + 'site=' + encodeURIComponent(cfg.site);
     if (token) url += (url.includes('?') ? '&' : '?') + 'conversation=' + encodeURIComponent(token);
     return url;
   }
@@ -516,6 +533,7 @@
     if (f.message_id != null && seenAnswers.has(key)) { updateTyping(); return; }
     if (f.message_id != null) seenAnswers.add(key);
     appendMessage(createBot(f, Boolean(fromHistory)), false);
+    if (!fromHistory && typeof opts.onAnswer === 'function') opts.onAnswer(); // the widget's unread badge
     updateTyping();
   }
 
@@ -665,10 +683,10 @@
     const feedback = f.feedback === true || f.feedback === false ? f.feedback : null;
     const record = { el, feedback, thumbs: null, chips: null, id: f.message_id };
 
-    const suggestions = Array.isArray(f.suggestions)
-      ? f.suggestions.filter((s) => s && s.question != null && s.id != null)
-      : [];
+    const buttons = (list) => (Array.isArray(list) ? list.filter((s) => s && s.question != null && s.id != null) : []);
     const unsure = f.outcome === 'unsure';
+    // Not sure: the closest questions; after an answer: the pair's follow-up questions.
+    const suggestions = unsure ? buttons(f.suggestions) : buttons(f.followups).concat(buttons(f.suggestions));
     if (suggestions.length || unsure) {
       record.chips = buildChips(record, suggestions, unsure, fromHistory);
       if (record.chips) body.appendChild(record.chips);
@@ -947,4 +965,5 @@
   applyI18n();
   autoGrow();
   connect();
-})();
+  return { focus: () => ui.input.focus(), setLang };
+});

@@ -1,0 +1,148 @@
+"""The admin dashboard against 1,000,000 stored messages over 30 days, in a database of its own.
+
+    python bench/dashboard.py                      # create bench_dashboard, fill it, measure
+    python bench/dashboard.py --keep --loads 20    # reuse a filled database
+
+Fills PostgreSQL with generate_series (100,000 conversations of 5 questions and 5 replies each, spread
+over the last 30 days, a third in Chinese; outcomes, confidence, latency, feedback and pairs drawn at
+random), loads /admin/dashboard/?period=30d --loads times through Django's test client (the whole
+view: every figure's query and the template), and prints p50/p95 with each figure's own time and the
+EXPLAIN ANALYZE of the slowest one, as JSON.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONVERSATIONS = 100_000
+PER_CONVERSATION = 5  # questions, each with its reply: 10 messages
+
+FILL = f"""
+INSERT INTO conversations_conversation (token, started_at, last_seen_at, language, handed_off)
+SELECT 'bench-' || g, now() - random() * interval '30 days', now(), CASE WHEN g % 3 = 0 THEN 'zh' ELSE 'en' END, false
+FROM generate_series(1, {CONVERSATIONS}) g;
+
+INSERT INTO conversations_message (conversation_id, sender, text, created_at, client_id, outcome, candidates, suggestions)
+SELECT c.id, 'customer', (ARRAY['where is my parcel', 'refund please', '退货政策', 'can I pay with seashells',
+       '这个怎么办', 'do you ship to Mars'])[1 + (c.id * 7 + k) % 6],
+       least(c.started_at + k * interval '2 minutes', now()), 'b' || k, '', '[]', '[]'
+FROM conversations_conversation c, generate_series(1, {PER_CONVERSATION}) k
+WHERE c.token LIKE 'bench-%';
+
+INSERT INTO conversations_message (conversation_id, sender, text, created_at, client_id, reply_to_id, pair_id, outcome,
+       confidence, candidates, suggestions, model_version_id, latency_ms, helpful)
+SELECT m.conversation_id, 'bot', 'reply', m.created_at + interval '1 second', '', m.id,
+       CASE WHEN r.x < 0.8 THEN (SELECT min(id) FROM knowledge_qapair) + (m.id % 100) END,
+       CASE WHEN r.x < 0.75 THEN 'answer' WHEN r.x < 0.8 THEN 'handoff' ELSE 'unsure' END,
+       CASE WHEN r.x < 0.8 THEN 0.5 + r.x * 0.6 ELSE r.x * 0.2 END,
+       '[{{"pair": 1, "score": 0.5}}]', '[]',
+       (SELECT max(id) FROM registry_modelversion),
+       2 + random() * 20,
+       CASE WHEN random() < 0.1 THEN random() < 0.7 END
+FROM conversations_message m CROSS JOIN LATERAL (SELECT random() AS x) r
+WHERE m.sender = 'customer' AND m.client_id LIKE 'b%';
+ANALYZE;
+"""
+
+
+def setup(database: str, keep: bool) -> None:
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}"}
+    if not keep:
+        for statement in (f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}"):
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", statement], check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    if keep:
+        return
+    subprocess.run([sys.executable, "manage.py", "load_demo", "--no-train"], cwd=ROOT, env=env, check=True)
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", database]
+    version = (
+        "INSERT INTO registry_modelversion (created_at, status, is_active, encoder, artifact, checksum, threshold,"
+        " margin, n_labels, n_examples, metrics, fingerprint, calibration)"
+        " VALUES (now(), 'active', true, 'ngram', 'models/bench', '', 0.15, 0.01, 0, 0, '{}', '', '{}')"
+    )
+    started = time.perf_counter()
+    subprocess.run([*psql, "-c", version], check=True)
+    subprocess.run(psql, input=FILL, text=True, check=True)
+    print(f"filled in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def measure(loads: int) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+
+    from chatbot.dashboard.figures import FIGURES
+    from chatbot.dashboard.periods import PeriodForm
+
+    setup_test_environment()
+    user, _ = User.objects.get_or_create(username="bench", defaults={"is_staff": True, "is_superuser": True})
+    client = Client()
+    client.force_login(user)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM conversations_message")
+        messages = cursor.fetchone()[0]
+    client.get("/admin/dashboard/?period=30d")  # warm: connections, templates, caches
+    times = []
+    for _ in range(loads):
+        started = time.perf_counter()
+        response = client.get("/admin/dashboard/?period=30d")
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+    form = PeriodForm({"period": "30d"})
+    assert form.is_valid()
+    period = form.period_get()
+    figures, plans = {}, {}
+    for key, build in FIGURES.items():
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            build(period)
+            figures[key] = round((time.perf_counter() - started) * 1000, 1)
+        plans[key] = [query["sql"] for query in queries.captured_queries]
+    slowest = max(figures, key=figures.get)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + plans[slowest][-1])
+        plan = [row[0] for row in cursor.fetchall()]
+    times.sort()
+    return {
+        "messages": messages,
+        "loads": loads,
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[max(0, int(round(0.95 * len(times))) - 1)], 1),
+        "figure_ms": figures,
+        "slowest": slowest,
+        "slowest_plan": plan,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="bench_dashboard")
+    parser.add_argument("--loads", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="reuse the filled database")
+    args = parser.parse_args()
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # production settings refuse to start without
+    setup(args.database, args.keep)
+    os.environ.update(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        DJANGO_SETTINGS_MODULE="chatbot.settings",
+        ALLOWED_HOSTS="testserver",
+        SECURE_SSL_REDIRECT="0",
+        LOG_FORMAT="plain",
+    )
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(measure(args.loads), indent=2))
+
+
+if __name__ == "__main__":
+    main()
