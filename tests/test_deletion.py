@@ -2,8 +2,13 @@
 artifacts of old model versions."""
 
 import datetime
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -154,3 +159,28 @@ def test_artifacts_of_old_versions_are_pruned_and_cannot_be_put_in_service(admin
     response = admin_client.get(f"/admin/registry/modelversion/{pruned[0].pk}/change/")
     assert "cannot serve: its artifact was deleted (CHATBOT_KEEP_VERSIONS)" in response.content.decode()
     assert ModelVersion.objects.get(is_active=True).pk == active.pk
+
+
+def test_the_migration_links_existing_rows_and_deletes_those_of_deleted_conversations():
+    # a database of its own: the migration runs from the state before it
+    name = f"migration_links_{os.getpid()}"
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.migration_links", name],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert rows == [
+        ["where is my parcel", "log", "parcel"],
+        ["curated", "curated", None],
+        ["fix my bike", "log", "bike"],
+    ]

@@ -126,7 +126,9 @@ class FromMessageAdmin(admin.ModelAdmin):
     def linked(self, row: AlternateQuestion | OutOfScopeExample) -> bool:
         return row.source_message_id is not None
 
-    @admin.action(description="Keep as curated (stays when the customer's conversation is deleted)")
+    @admin.action(
+        description="Keep as curated (stays when the customer's conversation is deleted)", permissions=["change"]
+    )
     def keep_as_curated(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = log_rows_keep(rows=queryset, user=request.user)
         self.message_user(request, f"{count} row(s) kept as curated, by you, now.")
