@@ -160,7 +160,7 @@ def confidence_figure(period: Period) -> Figure:
     labels = [f"{b / BUCKETS:.2f}–{(b + 1) / BUCKETS:.2f}" for b in range(BUCKETS)]
     table = [[labels[b], found.get(b, 0)] for b in range(BUCKETS)]
     active = ModelVersion.objects.filter(is_active=True).values_list("threshold", flat=True).first()
-    chart = {"kind": "histogram", "labels": labels, "series": _series(table, ["Replies"])}
+    chart: dict[str, Any] = {"kind": "histogram", "labels": labels, "series": _series(table, ["Replies"])}
     if active is not None:
         chart["threshold"] = {
             "index": min(int(active * BUCKETS), BUCKETS - 1),

@@ -2,6 +2,7 @@
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from django import forms
 from django.utils import timezone
@@ -45,8 +46,8 @@ class PeriodForm(forms.Form):
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     language = forms.ChoiceField(choices=[("", "All languages"), *Language.choices], required=False)
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         if data.get("period") == "custom":
             if not data.get("start") or not data.get("end"):
                 raise forms.ValidationError("A custom period needs a start and an end date.")
@@ -66,7 +67,7 @@ class PeriodForm(forms.Form):
         if data.get("period") != "custom":
             days = PRESETS.get(data.get("period") or "7d", 7)
             return Period(first=today - dt.timedelta(days=days - 1), last=today, language=language)
-        notes = ()
+        notes: tuple[str, ...] = ()
         if data["end"] > today:
             notes = (f"The period ends in the future; it is shown up to today ({today:%Y-%m-%d}).",)
         return Period(first=data["start"], last=min(data["end"], today), language=language, notes=notes)

@@ -22,7 +22,7 @@ class QAPair(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    followups = models.ManyToManyField(
+    followups: "models.ManyToManyField[QAPair, FollowUp]" = models.ManyToManyField(
         "self",
         through="FollowUp",
         through_fields=("pair", "followup"),

@@ -1,4 +1,5 @@
 from contextvars import ContextVar
+from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -43,6 +44,6 @@ class SiteAdmin(admin.ModelAdmin):
             tag,
         )
 
-    def get_form(self, request: HttpRequest, obj: Site | None = None, **kwargs: object):  # noqa: ANN201
+    def get_form(self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any) -> Any:
         _base.set(request.build_absolute_uri("/"))
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)

@@ -1,5 +1,6 @@
 """Which site a widget belongs to, and whether a page's origin may use it."""
 
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from channels.db import database_sync_to_async
@@ -31,11 +32,11 @@ class SiteOriginValidator:
     with `?site=<key>`, an origin listed for that active site. An unknown or inactive key is refused from
     anywhere, so a widget never connects as a site that is switched off."""
 
-    def __init__(self, application) -> None:  # noqa: ANN001
+    def __init__(self, application: Any) -> None:
         self.application = application
         self.own = AllowedHostsOriginValidator(application)
 
-    async def __call__(self, scope, receive, send):  # noqa: ANN001, ANN204
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return await self.own(scope, receive, send)
         key = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("site") or [""])[0]
