@@ -16,7 +16,7 @@ from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
 from chatbot.sites.models import Site
 from tests.conftest import free_port
-from tests.e2e import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS, ws_ask, ws_open
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -112,7 +112,7 @@ def ask(page, text: str) -> None:  # noqa: ANN001
     page.keyboard.press("Enter")
 
 
-def test_the_widget_opens_answers_and_follows_up_on_a_hostile_shop_page(shop, browser):
+def test_the_widget_opens_answers_and_follows_up_on_a_hostile_shop_page(stack, shop, browser):
     # given: the shop's page, from another origin, with CSS that unsets everything
     page, problems = open_page(browser, f"{shop['listed']}/index.html")
     launcher = page.locator("lumen-chat .lw-launcher")
@@ -144,6 +144,17 @@ def test_the_widget_opens_answers_and_follows_up_on_a_hostile_shop_page(shop, br
     then = QAPair.objects.get(question="How do I return an item?")
     expect(page.locator("lumen-chat .msg.bot .msg-text").last).to_have_text(answer_plain(then.answer), timeout=20000)
     page.screenshot(path=str(DOCS / "widget-open.png"))
+    # when: the panel is closed and an answer arrives (asked from the customer's other tab)
+    page.locator("lumen-chat .lw-launcher").click()
+    expect(panel).to_be_hidden()
+    token = page.evaluate(f"localStorage.getItem('chat:conversation:/ws/chat/:{shop['site'].key}')")
+    other_tab, _ = ws_open(stack, token)
+    ws_ask(other_tab, "where is my parcel")
+    other_tab.close()
+    # then: the launcher shows one unread answer, cleared when the panel opens
+    expect(page.locator("lumen-chat .lw-badge")).to_have_text("1", timeout=20000)
+    page.locator("lumen-chat .lw-launcher").click()
+    expect(page.locator("lumen-chat .lw-badge")).to_be_hidden()
     # and: one custom element, no other global name
     assert page.evaluate("Object.keys(window).filter(k => /lumen|chat|mount/i.test(k))") == []
     assert page.evaluate("document.querySelectorAll('lumen-chat').length") == 1

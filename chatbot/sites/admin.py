@@ -44,6 +44,6 @@ class SiteAdmin(admin.ModelAdmin):
             tag,
         )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any) -> Any:
         _base.set(request.build_absolute_uri("/"))
         return super().get_form(request, obj, change, **kwargs)

@@ -1,8 +1,8 @@
 """Which site a widget belongs to, and whether a page's origin may use it."""
 
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
 from django.core.exceptions import ValidationError
@@ -32,11 +32,11 @@ class SiteOriginValidator:
     with `?site=<key>`, an origin listed for that active site. An unknown or inactive key is refused from
     anywhere, so a widget never connects as a site that is switched off."""
 
-    def __init__(self, application: ASGI3Application) -> None:
+    def __init__(self, application: Any) -> None:
         self.application = application
         self.own = AllowedHostsOriginValidator(application)
 
-    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             return await self.own(scope, receive, send)
         key = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("site") or [""])[0]
@@ -48,4 +48,4 @@ class SiteOriginValidator:
         )
         if site is None:
             return await WebsocketDenier()(scope, receive, send)
-        return await self.application({**scope, "site_id": site.pk}, receive, send)  # type: ignore[arg-type]  # Channels passes extra scope keys
+        return await self.application({**scope, "site_id": site.pk}, receive, send)
