@@ -13,6 +13,7 @@ from chatbot.registry.charts import operating_point_words, tradeoff_chart, train
 from chatbot.registry.explain import numbers_table
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, model_version_set_threshold, training_run_create
+from training.data import OUT_OF_SCOPE
 
 
 def _progress_html(run: TrainingRun) -> str:
@@ -29,7 +30,7 @@ def _progress_html(run: TrainingRun) -> str:
 def _label_questions(labels: set[str]) -> dict[str, str]:
     ids = [int(label) for label in labels if label.isdigit()]
     questions = {str(pk): question for pk, question in QAPair.objects.filter(pk__in=ids).values_list("id", "question")}
-    return {**questions, "oos": "(not sure / out of scope)"}
+    return {**questions, OUT_OF_SCOPE: "(not sure / out of scope)"}
 
 
 def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:

@@ -127,7 +127,6 @@ def _calibrate(model: AnswerModel, dataset: Dataset, scored: Scored) -> None:
     point = calibrate(model, dataset.holdout, scored)
     if point is not None:
         model.threshold, model.margin = point
-        model.meta["threshold"], model.meta["margin"] = point
         model.meta["operating_point"] = "held-out set"
     else:
         model.meta["operating_point"] = "trainer (held-out set lacks in-scope or out-of-scope rows)"
