@@ -20,6 +20,7 @@ from chatbot.redis_client import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+WAIT_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
@@ -54,6 +55,52 @@ def metrics_answer(*, outcome: str, confidence: float | None, inference_seconds:
     if confidence is not None:
         counts.update(_bucket("confidence", confidence, CONFIDENCE_BUCKETS))
     _add(counts)
+
+
+def metrics_handoff(*, reason: str) -> None:
+    _add({f"handoffs:{reason}": 1})
+
+
+def metrics_wait(*, seconds: float) -> None:
+    _add(_bucket("handoff_wait_seconds", seconds, WAIT_BUCKETS))
+
+
+def metrics_first_response(*, seconds: float) -> None:
+    _add(_bucket("handoff_first_response_seconds", seconds, WAIT_BUCKETS))
+
+
+def metrics_rating(*, score: int) -> None:
+    _add({f"ratings:{score}": 1})
+
+
+def _handoff_metrics(raw: dict[str, float]) -> Iterator:
+    from chatbot.console.models import Handoff
+    from chatbot.conversations.models import Conversation
+
+    waiting = Conversation.objects.filter(owner=Conversation.Owner.QUEUE).count()
+    yield GaugeMetricFamily("chatbot_handoff_waiting", "Conversations waiting for a person.", value=waiting)
+    handoffs = CounterMetricFamily("chatbot_handoffs", "Requests for a person by reason.", labels=["reason"])
+    for reason in Handoff.Reason.values:
+        handoffs.add_metric([reason], raw.get(f"handoffs:{reason}", 0.0))
+    yield handoffs
+    yield _histogram(
+        "chatbot_handoff_wait_seconds",
+        "Wait for a person, request to claim.",
+        raw,
+        "handoff_wait_seconds",
+        WAIT_BUCKETS,
+    )
+    yield _histogram(
+        "chatbot_handoff_first_response_seconds",
+        "Request to the operator's first message.",
+        raw,
+        "handoff_first_response_seconds",
+        WAIT_BUCKETS,
+    )
+    ratings = CounterMetricFamily("chatbot_satisfaction", "Customers' ratings of people (1-5).", labels=["score"])
+    for score in range(1, 6):
+        ratings.add_metric([str(score)], raw.get(f"ratings:{score}", 0.0))
+    yield ratings
 
 
 def _histogram(
@@ -99,6 +146,7 @@ class ProductCollector(Collector):
             LATENCY_BUCKETS,
         )
         yield queues
+        yield from _handoff_metrics(raw)
         runs = CounterMetricFamily("chatbot_training_runs", "Training runs by status.", labels=["status"])
         counted = dict(TrainingRun.objects.order_by().values_list("status").annotate(n=Count("id")))
         for status in TrainingRun.Status.values:

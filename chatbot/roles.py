@@ -20,6 +20,13 @@ OPERATOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "registry.modelversion": ("view",),
     "registry.trainingrun": ("view",),
     "shop_sites.site": ("view",),
+    # People in the loop; an action with an underscore is a whole codename (the console's own permission).
+    "console.handoff": ("view", "use_console"),
+    "console.ticket": ("view", "change"),
+    "console.note": ("view",),
+    "console.suggestedpair": ALL,
+    "console.schedule": ("view",),
+    "console.openingperiod": ("view",),
 }
 ADMIN_PERMISSIONS: dict[str, tuple[str, ...]] = {
     **OPERATOR_PERMISSIONS,
@@ -31,6 +38,8 @@ ADMIN_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "django_celery_beat.intervalschedule": ALL,
     "django_celery_beat.clockedschedule": ALL,
     "django_celery_beat.solarschedule": ALL,
+    "console.schedule": ALL,
+    "console.openingperiod": ALL,
 }
 ROLES = {"Operators": OPERATOR_PERMISSIONS, "Admins": ADMIN_PERMISSIONS}
 
@@ -50,7 +59,7 @@ def roles_ensure(**kwargs: Any) -> dict[str, int]:
         wanted: list[Permission] = []
         for model, actions in spec.items():
             app_label, model_name = model.split(".")
-            codenames = [f"{action}_{model_name}" for action in actions]
+            codenames = [action if "_" in action else f"{action}_{model_name}" for action in actions]
             wanted += Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(wanted)

@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "chatbot.review",
     "chatbot.dashboard",
     "chatbot.sites",
+    "chatbot.console",
     "chatbot",
     "django_prometheus",
 ]
@@ -414,3 +415,15 @@ CHATBOT_IMPORT_PREVIEW_HOURS = env_int("CHATBOT_IMPORT_PREVIEW_HOURS", 24)
 CHATBOT_KEEP_VERSIONS = env_int("CHATBOT_KEEP_VERSIONS", 5)
 # The most an artifact may unpack to (bytes); a larger one is refused before anything is written.
 CHATBOT_ARTIFACT_MAX_BYTES = env_int("CHATBOT_ARTIFACT_MAX_BYTES", 1024 * 1024 * 1024)
+# --- People in the loop (chatbot.console) ---------------------------------------
+# An operator whose every console socket has been gone this long loses their conversations back to the queue.
+CHATBOT_HANDOFF_GRACE_SECONDS = env_float("CHATBOT_HANDOFF_GRACE_SECONDS", 60.0)
+# A person is offered automatically after this many not-sure answers in a row (0: never), and after a
+# thumbs-down followed by a not-sure answer (CHATBOT_HANDOFF_AFTER_THUMBS_DOWN).
+CHATBOT_HANDOFF_AFTER_UNSURE = env_int("CHATBOT_HANDOFF_AFTER_UNSURE", 3)
+CHATBOT_HANDOFF_AFTER_THUMBS_DOWN = env_bool("CHATBOT_HANDOFF_AFTER_THUMBS_DOWN", True)
+# A customer waiting longer than this for a person is offered to leave a message instead (0: never).
+CHATBOT_HANDOFF_WAIT_LIMIT_SECONDS = env_float("CHATBOT_HANDOFF_WAIT_LIMIT_SECONDS", 300.0)
+# Frames per operator connection (burst, then per second).
+CHATBOT_CONSOLE_RATE_BURST = env_int("CHATBOT_CONSOLE_RATE_BURST", 30)
+CHATBOT_CONSOLE_RATE_PER_SECOND = env_float("CHATBOT_CONSOLE_RATE_PER_SECOND", 5.0)

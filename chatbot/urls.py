@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import path
 
 from chatbot import views
+from chatbot.console.views import console_page
 from chatbot.conversations.views import chat_page
 from chatbot.dashboard.views import dashboard_view
 from chatbot.login import ThrottledLoginForm
@@ -20,5 +21,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="dashboard"),
+    path("console/", console_page, name="console"),
     path("admin/", admin.site.urls),
 ]

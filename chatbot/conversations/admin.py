@@ -19,7 +19,7 @@ class TranscriptInline(ReadOnlyMixin, admin.TabularInline):
     model = Message
     fk_name = "conversation"
     verbose_name_plural = "transcript"
-    fields = ("created_at", "sender", "text", "outcome", "pair", "confidence_display", "helpful")
+    fields = ("created_at", "sender", "operator", "text", "outcome", "pair", "confidence_display", "helpful")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -32,11 +32,11 @@ class TranscriptInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("__str__", "started_at", "last_seen_at", "language", "message_count", "handed_off")
-    list_filter = ("handed_off", "language", "started_at")
+    list_display = ("__str__", "started_at", "last_seen_at", "language", "message_count", "handed_off", "owner")
+    list_filter = ("handed_off", "owner", "language", "started_at")
     search_fields = ("messages__text",)
     date_hierarchy = "started_at"
-    readonly_fields = ("started_at", "last_seen_at", "language", "handed_off")
+    readonly_fields = ("started_at", "last_seen_at", "language", "handed_off", "owner", "operator")
     exclude = ("token",)
     inlines = [TranscriptInline]
 

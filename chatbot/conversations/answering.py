@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from chatbot.conversations.models import Conversation, Message
+from chatbot.console.services import handoff_after_reply
+from chatbot.conversations.models import Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
 from chatbot.knowledge.models import QAPair
 from chatbot.metrics import metrics_answer
@@ -37,11 +38,13 @@ def message_answer(message_id: int) -> Message | None:
     latency_ms = (time.perf_counter() - started) * 1000
     try:
         with transaction.atomic():
+            # A hand-off pair or a not-sure streak asks for a person; the reply says honestly if nobody can come.
+            text = handoff_after_reply(conversation_id=message.conversation_id, outcome=reply.outcome, text=reply.text)
             bot = Message.objects.create(
                 conversation_id=message.conversation_id,
                 sender=Message.Sender.BOT,
                 reply_to=message,
-                text=reply.text,
+                text=text,
                 pair=reply.pair,
                 outcome=reply.outcome,
                 confidence=reply.confidence,
@@ -50,8 +53,6 @@ def message_answer(message_id: int) -> Message | None:
                 model_version_id=loaded.version_id if loaded else None,
                 latency_ms=latency_ms,
             )
-            if reply.outcome == Message.Outcome.HANDOFF:
-                Conversation.objects.filter(pk=message.conversation_id).update(handed_off=True)
     except IntegrityError:
         return Message.objects.filter(reply_to_id=message.pk).first()
     metrics_answer(outcome=reply.outcome, confidence=reply.confidence, inference_seconds=latency_ms / 1000)

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatbot.console import customer as handoff
 from chatbot.conversations import services
 from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
 from chatbot.conversations.protocol import ErrorCode
@@ -87,6 +88,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "answer", **payload})
         if pending:
             await database_sync_to_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
+        await handoff.customer_welcome(self)
 
     def _catch_up(self) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
         return services.conversation_history(self.conversation), services.conversation_undelivered(self.conversation)
@@ -110,6 +112,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.idle_timer:
             self.idle_timer.cancel()
         self._release_address()
+        if getattr(self, "conversation", None):
+            await handoff.customer_gone(self)
         if getattr(self, "group", None):
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -137,8 +141,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._on_message(frame)
             elif frame.get("type") == "feedback":
                 await self._on_feedback(frame)
+            elif frame.get("type") in handoff.FRAMES | handoff.CONSOLE_FRAMES:
+                await handoff.customer_frame(self, frame)
             else:
-                raise FrameError(ErrorCode.BAD_REQUEST, "Unknown frame type; expected 'message' or 'feedback'.")
+                raise FrameError(
+                    ErrorCode.BAD_REQUEST, "Unknown frame type; expected 'message', 'feedback' or a hand-off frame."
+                )
         except FrameError as error:
             await self.send_json({"type": "error", "code": error.code, "detail": error.detail, "reply_to": reply_to})
 
@@ -216,6 +224,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
         if not found:
             raise FrameError(ErrorCode.BAD_REQUEST, "No such answer in this conversation.")
+
+    async def handoff_frame(self, event: dict[str, Any]) -> None:
+        await handoff.customer_deliver(self, event)
 
     async def chat_answer(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "answer", **event["answer"]})

@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 
@@ -13,6 +14,17 @@ class Conversation(models.Model):
     last_seen_at = models.DateTimeField(auto_now=True)
     language = models.CharField(max_length=8, blank=True)
     handed_off = models.BooleanField(default=False, db_index=True)
+
+    class Owner(models.TextChoices):
+        BOT = "bot", "The bot"
+        QUEUE = "queue", "Waiting for a person"
+        OPERATOR = "operator", "A person"
+
+    # Who answers the customer's next message. Changed only by chatbot.console.services, under a row lock.
+    owner = models.CharField(max_length=16, choices=Owner.choices, default=Owner.BOT, db_index=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -62,6 +74,12 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     helpful = models.BooleanField(null=True, blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
+    # People in the loop: who wrote an operator message; a customer message stored while a person held the
+    # conversation (or it waited for one) is the person's to answer, never the bot's.
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    for_person = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["created_at", "id"]

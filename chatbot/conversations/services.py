@@ -6,12 +6,15 @@ Answering with the model is the worker's (`answering`); nothing here loads it.
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.celery import app as celery_app
+from chatbot.console.selectors import operator_name
+from chatbot.console.services import message_route
 from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import QAPair
@@ -56,14 +59,28 @@ def answer_payload(bot: Message) -> AnswerFrame:
     }
 
 
-def conversation_history(conversation: Conversation) -> list[CustomerTurn | BotTurn]:
-    messages = list(conversation.messages.select_related("reply_to").order_by("-created_at", "-id")[:HISTORY_LIMIT])
-    items: list[CustomerTurn | BotTurn] = []
+def agent_payload(message: Message) -> dict[str, Any]:
+    """The fields of an `agent_message` frame for an operator's message."""
+    return {
+        "id": message.pk,
+        "text": message.text,
+        "agent": operator_name(message.operator),
+        "at": message.created_at.isoformat(),
+    }
+
+
+def conversation_history(conversation: Conversation) -> list[CustomerTurn | BotTurn | dict[str, Any]]:
+    messages = list(
+        conversation.messages.select_related("reply_to", "operator").order_by("-created_at", "-id")[:HISTORY_LIMIT]
+    )
+    items: list[CustomerTurn | BotTurn | dict[str, Any]] = []
     for message in reversed(messages):
         if message.sender == Message.Sender.CUSTOMER:
             items.append({"role": "customer", "id": message.client_id or None, "text": message.text})
         elif message.sender == Message.Sender.BOT:
             items.append({"role": "bot", **answer_payload(message), "feedback": message.helpful})
+        else:  # an operator's words (chatbot.console)
+            items.append({"role": "agent", **agent_payload(message)})
     return items
 
 
@@ -88,22 +105,24 @@ def message_receive(
     suggested = QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None
     try:
         with transaction.atomic():
+            route = message_route(conversation_id=conversation.pk)  # the bot, or a person (chatbot.console)
             message = Message.objects.create(
                 conversation=conversation,
                 client_id=client_id,
                 sender=Message.Sender.CUSTOMER,
                 text=pii_redact(text),
                 suggested_pair=suggested,
+                for_person=route.person,
             )
             if not conversation.language:
                 conversation.language = detect_language(text)
                 conversation.save(update_fields=["language", "last_seen_at"])
-            transaction.on_commit(lambda: enqueue(message.pk))
+            transaction.on_commit(lambda: route.dispatch(message, enqueue))
         metrics_message_received()
         return message, True
     except IntegrityError:
         message = Message.objects.select_related("reply").get(conversation=conversation, client_id=client_id)
-    if not hasattr(message, "reply"):
+    if not hasattr(message, "reply") and not message.for_person:
         enqueue(message.pk)
     return message, False
 
@@ -128,6 +147,7 @@ def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> 
     return list(
         Message.objects.filter(
             sender=Message.Sender.CUSTOMER,
+            for_person=False,
             reply__isnull=True,
             created_at__lt=now - timedelta(seconds=older_than),
             created_at__gte=now - timedelta(seconds=newer_than),

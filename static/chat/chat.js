@@ -65,7 +65,6 @@
       related: 'Related questions',
       noneOfThese: 'None of these',
       noneNote: 'Thanks, a person can help: describe your question in your own words and our team will follow up here.',
-      handoff: 'A person from our team will take over this conversation shortly.',
       queued: 'Waiting for connection…',
       retry: 'Try again',
       dismiss: 'Dismiss',
@@ -113,7 +112,6 @@
       related: '相关问题',
       noneOfThese: '都不是',
       noneNote: '感谢告知，人工客服可以帮您：请用您自己的话描述问题，我们的团队会在这里跟进。',
-      handoff: '我们的客服人员将很快接手此对话。',
       queued: '等待连接…',
       retry: '重试',
       dismiss: '关闭',
@@ -454,8 +452,8 @@
     switch (f.type) {
       case 'welcome': onWelcome(f); break;
       case 'answer': onAnswer(f); break;
-      case 'error': onError(f); break;
-      default: break; // unknown frames are ignored (forward compatible)
+      case 'error': if (!(extension.frames.error && extension.frames.error(f))) onError(f); break;
+      default: if (extension.frames[f.type]) extension.frames[f.type](f); break; // else ignored (forward compatible)
     }
   }
 
@@ -500,6 +498,10 @@
         if (item.message_id != null) seenAnswers.add(key);
         if (lastCustomer) lastCustomer.state = 'answered';
         ui.list.insertBefore(createBot(item, true), anchor);
+      } else if (item.role === 'agent' && extension.agent) {
+        if (lastCustomer) lastCustomer.state = 'answered';
+        const el = extension.agent(item);
+        if (el) ui.list.insertBefore(el, anchor);
       }
     }
     scrollToBottom(true);
@@ -518,6 +520,9 @@
         }
       } else if (item.role === 'bot') {
         onAnswer({ ...item, reply_to: lastCustomerId }, true);
+      } else if (item.role === 'agent' && extension.agent) {
+        const el = extension.agent(item);
+        if (el) appendMessage(el, false);
       }
     }
   }
@@ -690,13 +695,6 @@
     if (suggestions.length || unsure) {
       record.chips = buildChips(record, suggestions, unsure, fromHistory);
       if (record.chips) body.appendChild(record.chips);
-    }
-
-    if (f.handoff === true || f.outcome === 'handoff') {
-      const n = h('div', 'notice handoff-notice');
-      n.setAttribute('role', 'note');
-      n.append(icon('headset'), bindText(h('span'), 'handoff'));
-      body.appendChild(n);
     }
 
     const meta = h('div', 'msg-meta');
@@ -945,7 +943,28 @@
     lang = next;
     store.set(LANG_KEY, lang);
     applyI18n();
+    extension.langListeners.forEach((fn) => fn(lang));
   }
+
+  // ------------------------------------- extension point: the hand-off UI (static/chat/handoff.js)
+  const extension = { frames: {}, agent: null, langListeners: [] };
+  const api = {
+    on(type, fn) { extension.frames[type] = fn; },
+    renderAgent(fn) { extension.agent = fn; },
+    onLang(fn) { extension.langListeners.push(fn); },
+    lang: () => lang,
+    send: sendFrame,
+    append: appendMessage,
+    announce,
+    icon,
+    timeEl,
+    markAnswered(clientId) {
+      const m = customers.get(String(clientId));
+      if (m && m.state === 'pending') { m.state = 'answered'; renderCustomerState(m); }
+      updateTyping();
+    },
+  };
+  if (root.getRootNode() === document) window.LumenChat = api; // the full page only, never a shop's page
 
   // ----------------------------------------------------------------- wiring
   ui.form.addEventListener('submit', (e) => { e.preventDefault(); submitFromInput(); });
