@@ -18,6 +18,7 @@ from django.utils import timezone
 from chatbot.console import presence, services
 from chatbot.console.models import Handoff
 from chatbot.conversations.models import Message
+from chatbot.conversations.protocol import ErrorCode
 
 logger = logging.getLogger(__name__)
 FRAMES = {"handoff_request", "leave_message", "rating", "typing"}
@@ -45,7 +46,7 @@ async def customer_frame(consumer: Any, frame: dict[str, Any]) -> None:
             logger.warning(
                 "conversation %s: console frame %r on a customer socket refused", consumer.conversation.pk, kind
             )
-            raise Refused("bad_request", "This frame type is for operators' consoles.")
+            raise Refused(ErrorCode.BAD_REQUEST, "This frame type is for operators' consoles.")
         handler = {"handoff_request": _request, "leave_message": _leave, "rating": _rating, "typing": _typing}[kind]
         await handler(consumer, frame, reply_to)
     except Refused as refused:
@@ -56,7 +57,12 @@ async def customer_frame(consumer: Any, frame: dict[str, Any]) -> None:
     except Exception:
         logger.exception("conversation %s: %s frame failed", consumer.conversation.pk, kind)
         await consumer.send_json(
-            {"type": "error", "code": "unavailable", "detail": "Please try again shortly.", "reply_to": reply_to}
+            {
+                "type": "error",
+                "code": ErrorCode.UNAVAILABLE,
+                "detail": "Please try again shortly.",
+                "reply_to": reply_to,
+            }
         )
 
 
@@ -95,30 +101,32 @@ async def customer_gone(consumer: Any) -> None:
 def contact_clean(value: Any) -> str:
     """An e-mail address or a phone number, as typed (trimmed)."""
     if not isinstance(value, str) or not value.strip():
-        raise Refused("invalid", "Give an e-mail address or a phone number.", "contact")
+        raise Refused(ErrorCode.INVALID, "Give an e-mail address or a phone number.", "contact")
     contact = _CONTROL.sub("", value).strip()
     if len(contact) > 254:
-        raise Refused("invalid", "That contact is too long.", "contact")
+        raise Refused(ErrorCode.INVALID, "That contact is too long.", "contact")
     if "@" in contact:
         try:
             validate_email(contact)
         except ValidationError:
-            raise Refused("invalid", "That e-mail address is not valid.", "contact") from None
+            raise Refused(ErrorCode.INVALID, "That e-mail address is not valid.", "contact") from None
         return contact
     digits = sum(char.isdigit() for char in contact)
     if not PHONE.fullmatch(contact) or not 6 <= digits <= 15:
-        raise Refused("invalid", "Give a valid e-mail address or phone number.", "contact")
+        raise Refused(ErrorCode.INVALID, "Give a valid e-mail address or phone number.", "contact")
     return contact
 
 
 def text_clean(value: Any, *, field: str = "text") -> str:
     if not isinstance(value, str):
-        raise Refused("invalid", "Write your message.", field)
+        raise Refused(ErrorCode.INVALID, "Write your message.", field)
     text = _CONTROL.sub("", value).strip()
     if not text:
-        raise Refused("invalid", "Write your message.", field)
+        raise Refused(ErrorCode.INVALID, "Write your message.", field)
     if len(text) > settings.CHATBOT_MAX_MESSAGE_CHARS:
-        raise Refused("too_long", f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.", field)
+        raise Refused(
+            ErrorCode.TOO_LONG, f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters.", field
+        )
     return text
 
 
@@ -131,9 +139,9 @@ async def _leave(consumer: Any, frame: dict[str, Any], reply_to: str | None) -> 
 async def _rating(consumer: Any, frame: dict[str, Any], reply_to: str | None) -> None:
     score, comment = frame.get("score"), frame.get("comment", "")
     if type(score) is not int or not 1 <= score <= 5:
-        raise Refused("invalid", "'score' must be a whole number from 1 to 5.", "score")
+        raise Refused(ErrorCode.INVALID, "'score' must be a whole number from 1 to 5.", "score")
     if not isinstance(comment, str) or len(comment) > COMMENT_LIMIT:
-        raise Refused("invalid", f"A comment is text of at most {COMMENT_LIMIT} characters.", "comment")
+        raise Refused(ErrorCode.INVALID, f"A comment is text of at most {COMMENT_LIMIT} characters.", "comment")
     comment = _CONTROL.sub("", comment).strip()
     await _run(services.rating_record, conversation_id=consumer.conversation.pk, score=score, comment=comment)
     await consumer.send_json({"type": "rating", "status": "received", "reply_to": reply_to})
@@ -141,7 +149,7 @@ async def _rating(consumer: Any, frame: dict[str, Any], reply_to: str | None) ->
 
 async def _typing(consumer: Any, frame: dict[str, Any], reply_to: str | None) -> None:
     if type(frame.get("typing")) is not bool:
-        raise Refused("bad_request", "'typing' must be true or false.")
+        raise Refused(ErrorCode.BAD_REQUEST, "'typing' must be true or false.")
     await _run(services.typing_to_operator, conversation_id=consumer.conversation.pk, typing=frame["typing"])
 
 

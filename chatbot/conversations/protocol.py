@@ -10,3 +10,4 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     UNAVAILABLE = "unavailable"
     IDLE = "idle"
+    INVALID = "invalid"  # a field of a hand-off form (leave_message, rating): the frame also names the `field`
