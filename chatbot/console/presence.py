@@ -52,8 +52,7 @@ def presence_set_status(*, user_id: int, status: str) -> None:
 def presence_status(*, user_id: int) -> str:
     if not settings.REDIS_URL:
         return _status.get(user_id, AWAY)
-    value = _redis().get(_key("status", user_id))
-    return value.decode() if value else AWAY
+    return _redis().get(_key("status", user_id)) or AWAY  # the client decodes replies to str
 
 
 def presence_alive(*, user_ids: list[int]) -> set[int]:
@@ -73,7 +72,7 @@ def presence_available(*, user_ids: list[int]) -> set[int]:
     if not settings.REDIS_URL:
         return {uid for uid in alive if _status.get(uid) == AVAILABLE}
     statuses = _redis().mget([_key("status", uid) for uid in alive]) if alive else []
-    return {uid for uid, status in zip(alive, statuses, strict=True) if status == AVAILABLE.encode()}
+    return {uid for uid, status in zip(alive, statuses, strict=True) if status == AVAILABLE}
 
 
 def presence_forget(*, user_id: int) -> None:
