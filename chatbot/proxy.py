@@ -57,7 +57,7 @@ class TrustedProxyMiddleware:
         if scope["type"] in ("http", "websocket") and proxies:
             peer, port = scope.get("client") or ("", 0)
             if _trusted(peer, proxies):
-                headers = {}
+                headers: dict[str, str] = {}
                 for name, value in scope.get("headers", []):
                     if name in (b"x-forwarded-for", b"x-forwarded-proto"):  # repeated headers join as one list
                         key = name.decode()

@@ -14,7 +14,7 @@ from django.conf import settings
 from chatbot.connections import db_async
 from chatbot.conversations import services
 from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
-from chatbot.conversations.models import new_token
+from chatbot.conversations.models import Conversation, new_token
 from chatbot.conversations.protocol import ErrorCode
 from chatbot.conversations.ratelimit import AddressLimits, TokenBucket, address_limits
 
@@ -37,7 +37,8 @@ _REFUSED = {
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    address, idle_timer, conversation, group, renewed_at = "", None, None, "", 0.0
+    address, idle_timer, group, renewed_at = "", None, "", 0.0
+    conversation: Conversation | None = None  # written with the first message (a connect writes nothing)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends this connection (a disconnect, a crash, a cancellation), its place in the per-address
@@ -83,12 +84,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("conversation") or [None])[0]
         self.bucket = TokenBucket(burst=settings.CHATBOT_RATE_BURST, rate=settings.CHATBOT_RATE_PER_SECOND)
-        self.conversation = await db_async(services.conversation_resume)(token=token) if token else None
-        self.token = self.conversation.token if self.conversation else new_token()
-        if self.conversation:
-            await self._join()
+        conversation = await db_async(services.conversation_resume)(token=token) if token else None
+        self.conversation, self.token = conversation, conversation.token if conversation else new_token()
+        if conversation:
+            await self._join(conversation)
         await self.accept()
-        history, pending = await db_async(self._catch_up)() if self.conversation else ([], [])
+        history, pending = await db_async(self._catch_up)(conversation) if conversation else ([], [])
         await self.send_json(
             {
                 "type": "welcome",
@@ -103,11 +104,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pending:
             await db_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
 
-    def _catch_up(self) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
-        return services.conversation_history(self.conversation), services.conversation_undelivered(self.conversation)
+    @staticmethod
+    def _catch_up(conversation: Conversation) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
+        return services.conversation_history(conversation), services.conversation_undelivered(conversation)
 
-    async def _join(self) -> None:
-        self.group = services.conversation_group(self.conversation.pk)
+    async def _join(self, conversation: Conversation) -> None:
+        self.group = services.conversation_group(conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
 
     def _touch(self) -> None:
@@ -133,7 +135,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             except Exception:  # the channel layer is down: the group entry expires on its own
-                logger.warning("conversation %s: group not left (channel layer unavailable)", self.conversation.pk)
+                logger.warning("%s: group not left (channel layer unavailable)", self.group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.address:  # refused at connect
@@ -205,11 +207,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ErrorCode.TOO_LONG, f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters."
             )
         try:
-            if self.conversation is None:
-                self.conversation = await db_async(services.conversation_start)(token=self.token, text=text)
-                await self._join()
+            conversation = self.conversation
+            if conversation is None:
+                conversation = await db_async(services.conversation_start)(token=self.token, text=text)
+                self.conversation = conversation
+                await self._join(conversation)
             message, created = await db_async(services.message_receive)(
-                conversation=self.conversation,
+                conversation=conversation,
                 client_id=client_id,
                 text=text,
                 suggestion=suggestion,
@@ -225,7 +229,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
         logger.info(
             "message received" if created else "message re-sent",
-            extra={"conversation_id": self.conversation.pk, "message_id": message.pk, "chars": len(text)},
+            extra={"conversation_id": message.conversation_id, "message_id": message.pk, "chars": len(text)},
         )
         if answer:  # re-sent after its answer was lost on the way (a channel-layer outage): send it again
             await self.send_json({"type": "answer", **answer})

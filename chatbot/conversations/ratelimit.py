@@ -9,6 +9,7 @@ clock, and every key expires, so a web process that dies leaks nothing for longe
 import logging
 import time
 import weakref
+from collections.abc import Awaitable
 from typing import Protocol
 
 from django.conf import settings
@@ -146,7 +147,7 @@ class RedisAddressLimits:
     async def take(self, address: str, kind: str, *, burst: int, rate: float) -> bool:
         return await self._fail_open(self._eval(_TAKE, [f"{self.prefix}{kind}:{address}"], [burst, rate]))
 
-    async def _fail_open(self, check) -> bool:  # noqa: ANN001
+    async def _fail_open(self, check: Awaitable[int]) -> bool:
         """A Redis outage stops answers anyway (it is the broker); the limits let customers through meanwhile
         instead of locking everyone out."""
         try:

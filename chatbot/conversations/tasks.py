@@ -1,5 +1,6 @@
 import logging
 import time
+from typing import Any
 
 from celery import shared_task
 from celery.concurrency import get_implementation
@@ -37,7 +38,7 @@ def _worker_process_start(**kwargs: object) -> None:
 
 
 @worker_init.connect
-def _worker_start(sender: object, **kwargs: object) -> None:
+def _worker_start(sender: Any, **kwargs: object) -> None:
     """A threads (or solo) pool answers in the worker's own process, where no pool process starts."""
     if get_implementation(sender.pool_cls).__module__ != "celery.concurrency.prefork":
         _worker_process_start()
