@@ -27,11 +27,13 @@ from tests.conftest import ROOT, free_port, subprocess_env, wait_for_http
 MONITOR = "192.0.2.10"  # the only address allowed to read /metrics and /healthz details in the Procfile stack
 
 
-def procfile_web(port: int) -> list[str]:
-    """The Procfile's web command on this port and on 127.0.0.1 (the Procfile binds every interface)."""
+def procfile_web(port: int) -> tuple[dict[str, str], list[str]]:
+    """The Procfile's web line, on this port and on 127.0.0.1 (it binds every interface): (variables, command)."""
     line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    command = line.removeprefix("web:").replace("${PORT:-8000}", str(port)).replace("0.0.0.0", "127.0.0.1")
-    return [sys.executable, "-m", *command.split()]
+    words = line.removeprefix("web:").replace("${PORT:-8000}", str(port)).replace("0.0.0.0", "127.0.0.1").split()
+    assignments = [word for word in words if "=" in word and word.split("=", 1)[0].isupper()]
+    command = [word for word in words if word not in assignments]
+    return dict(word.split("=", 1) for word in assignments), [sys.executable, "-m", *command]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,11 @@ def two_webs(django_db_setup, tmp_path_factory) -> Iterator[list[int]]:  # noqa:
     ports = [free_port(), free_port()]
     webs = [
         subprocess.Popen(
-            procfile_web(port), cwd=ROOT, env=env, stdout=open(logs / f"web-{port}.log", "ab"), stderr=subprocess.STDOUT
+            procfile_web(port)[1],
+            cwd=ROOT,
+            env={**env, **procfile_web(port)[0]},
+            stdout=open(logs / f"web-{port}.log", "ab"),
+            stderr=subprocess.STDOUT,
         )
         for port in ports
     ]
