@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 bash bench/quality/run.sh
-bash bench/serving.sh --levels 1 50 200 1000 --rounds 2 --idle 5000 --hold 30
+bash bench/serving.sh --loads 1x100,50x10,200x10,1000x3 --rounds 3 --idle 5000 --hold 30   # needs ../shared/floor-rig
 python bench/faults/drill.py all --fresh --clients 20 --seconds 30 --drain 60
 python bench/learning/retrain_time.py --json
 python bench/learning/learning_curve.py --rounds 4 --json

@@ -27,10 +27,17 @@ def web_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_command(name: str, *, concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
-    """An inference (and training) worker with `concurrency` pool processes, named `name@host`."""
+def worker_command(
+    name: str,
+    *,
+    concurrency: int = 1,
+    loglevel: str = "INFO",
+    pool: str = "prefork",
+    queues: str = "inference,training",
+) -> list[str]:
+    """An inference (and training) worker with `concurrency` pool processes (or threads), named `name@host`."""
     return [
-        sys.executable, "-m", "celery", "-A", "chatbot", "worker", "-Q", "inference,training", "--pool", "prefork",
+        sys.executable, "-m", "celery", "-A", "chatbot", "worker", "-Q", queues, "--pool", pool,
         "--concurrency", str(concurrency), "--loglevel", loglevel, "--hostname", f"{name}@%h",
     ]  # fmt: skip
 
@@ -54,6 +61,8 @@ def production_env(*, database_url: str, redis_url: str, var_dir: str, secret: s
         CHATBOT_IP_RATE_BURST="1000000",
         CHATBOT_IP_RATE_PER_SECOND="1000000",
         CHATBOT_IP_MAX_CONNECTIONS="100000",
+        CHATBOT_IP_CONNECT_BURST="100000",
+        CHATBOT_IP_CONNECTS_PER_SECOND="100000",
         **extra,
     )
     return env

@@ -1,12 +1,17 @@
 """Product metrics for Prometheus, shared by every web and worker process through Redis.
 
-Workers and web processes add to counters and histogram buckets in one Redis hash (one pipelined
-round trip per event); GET /metrics renders them with the HTTP and process metrics of django-prometheus,
+Workers and web processes add to counters and histogram buckets in one Redis hash: each process sums its
+events in memory and adds them with one pipelined round trip at most every FLUSH_SECONDS (a round trip per
+message was a measurable share of serving); GET /metrics renders them with the HTTP and process metrics of django-prometheus,
 the depth of the Celery queues, the training runs by status, and what model each worker serves.
 A Redis restart resets the counters, which Prometheus treats as a counter reset.
 """
 
+import atexit
+import collections
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -28,9 +33,43 @@ def _key() -> str:
     return redis_key("metrics")
 
 
+FLUSH_SECONDS = 1.0
+_pending: collections.Counter = collections.Counter()
+_pending_lock = threading.Lock()
+_flusher_pid: list[int] = []
+
+
 def _add(counts: dict[str, float]) -> None:
-    """Best effort: a metric is never worth failing a customer's message."""
     if not settings.REDIS_URL:
+        return
+    with _pending_lock:
+        _pending.update(counts)
+    if _flusher_pid != [os.getpid()]:  # first event of this process (a forked pool process starts its own)
+        _flusher_start()
+
+
+def _flusher_start() -> None:
+    with _pending_lock:
+        if _flusher_pid == [os.getpid()]:
+            return
+        _flusher_pid[:] = [os.getpid()]
+
+    def flush_forever() -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            metrics_flush()
+
+    threading.Thread(target=flush_forever, name="metrics-flush", daemon=True).start()
+    atexit.register(metrics_flush)
+
+
+def metrics_flush() -> None:
+    """Add this process's pending counts to Redis. Best effort: a metric is never worth failing a customer's
+    message, and counts that Redis refused are dropped rather than piled up."""
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+    if not counts:
         return
     try:
         pipe = redis_client().pipeline(transaction=False)
@@ -118,6 +157,7 @@ class ProductCollector(Collector):
         from chatbot.health import workers_status
         from chatbot.registry.models import TrainingRun
 
+        metrics_flush()  # this process's own pending counts, so a scrape never lags behind them
         raw: dict[str, float] = {}
         queues = GaugeMetricFamily("chatbot_queue_depth", "Tasks waiting in a Celery queue.", labels=["queue"])
         if settings.REDIS_URL:

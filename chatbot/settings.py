@@ -133,6 +133,11 @@ CHATBOT_CHAT_CSP = os.environ.get(
 )
 # Who may read GET /metrics besides staff users.
 CHATBOT_METRICS_ALLOWED_IPS = env_list("CHATBOT_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; empty: the socket peer is the client.
+CHATBOT_TRUSTED_PROXIES = env_list("CHATBOT_TRUSTED_PROXIES", [])
+# New WebSocket connections per address: a burst, then this many a second (open-close loops are refused).
+CHATBOT_IP_CONNECT_BURST = env_int("CHATBOT_IP_CONNECT_BURST", 20)
+CHATBOT_IP_CONNECTS_PER_SECOND = env_float("CHATBOT_IP_CONNECTS_PER_SECOND", 1.0)
 
 # --- Django --------------------------------------------------------------------------------------
 INSTALLED_APPS = [

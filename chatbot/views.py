@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from chatbot.health import workers_status
 from chatbot.metrics import metrics_register
+from chatbot.proxy import request_is_trusted
 from chatbot.redis_client import redis_client
 from chatbot.registry.models import ModelVersion
 
@@ -76,16 +77,20 @@ def _artifact_problem(version: ModelVersion) -> str:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 or 503 with the status for anyone (a load balancer's probe); what was checked, with its errors, only
+    for the monitoring addresses and staff (CHATBOT_METRICS_ALLOWED_IPS, as /metrics): the errors name hosts,
+    users and workers."""
     database = _database()
     checks = {"database": database, "redis": _redis(), "model": _model(database["ok"])}
     healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "unhealthy", **(checks if request_is_trusted(request) else {})}
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, for the scraper's address (CHATBOT_METRICS_ALLOWED_IPS) or a staff user."""
-    if request.META.get("REMOTE_ADDR") not in settings.CHATBOT_METRICS_ALLOWED_IPS and not request.user.is_staff:
+    if not request_is_trusted(request):
         return HttpResponseForbidden("metrics are for the monitoring system")
     from django_prometheus.exports import ExportToDjangoView
 

@@ -53,19 +53,17 @@ def _disconnect_others() -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_address_limits(monkeypatch) -> None:  # noqa: ANN001
+def fresh_address_limits() -> None:
     """Each test starts with no per-address connection counts or rate buckets.
 
-    They live in the consumer's process, as in one daphne; here many tests share one process and one address
-    (WebsocketCommunicator sets no client address: every such connection comes from "unknown"), and some
-    tests change the limits' settings. A bucket keeps the burst and rate it was made with, so the bucket an
-    earlier module made for "unknown" (burst 40, 10/s) rate-limited the fuzz tests' frames, whose settings ask
-    for 10,000: their sentinel got `rate_limited` instead of its answer and they timed out.
+    They live in Redis (production mode, as here), shared by every web process; many tests share one address
+    (WebsocketCommunicator sets no client address: every such connection comes from "unknown") and some
+    change the limits' settings, so one test's connections and frames must not count against the next's.
     """
-    from chatbot.conversations import consumers
-    from chatbot.conversations.ratelimit import AddressLimits
-
-    monkeypatch.setattr(consumers, "_addresses", AddressLimits())
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{settings.REDIS_PREFIX}chatbot:ip:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import OperationalError
 
 from chatbot.asgi import application
 from chatbot.conversations import consumers, services
-from chatbot.conversations.models import Conversation, Message
+from chatbot.conversations.models import Message
+from chatbot.redis_client import redis_async
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
@@ -29,14 +31,6 @@ async def connect(path: str = "/ws/chat/") -> tuple[WebsocketCommunicator, dict]
 async def send_raw(communicator: WebsocketCommunicator, text: str) -> dict:
     await communicator.send_to(text_data=text)
     return await communicator.receive_json_from(timeout=5)
-
-
-async def test_it_welcomes_with_a_new_conversation_token():
-    communicator, welcome = await connect()
-    assert len(welcome["conversation"]) >= 20 and welcome["resumed"] is False
-    assert welcome["max_length"] == 2000 and welcome["history"] == []
-    assert await database_sync_to_async(Conversation.objects.filter(token=welcome["conversation"]).exists)()
-    await communicator.disconnect()
 
 
 async def test_it_rejects_a_foreign_origin():
@@ -149,6 +143,7 @@ async def test_an_unknown_token_starts_a_new_conversation():
 
 async def test_feedback_while_the_database_is_down_gets_unavailable_and_keeps_the_connection(monkeypatch):
     communicator, _ = await connect()
+    await communicator.send_to(text_data=json.dumps({"type": "message", "id": "m1", "text": "hello"}))
 
     def down(**kwargs: object) -> bool:
         raise OperationalError("server closed the connection unexpectedly")
@@ -165,7 +160,7 @@ async def test_feedback_while_the_database_is_down_gets_unavailable_and_keeps_th
 async def test_a_connection_that_crashes_gives_its_place_in_the_address_limit_back(monkeypatch):
     # given: a connection counted against its address ("unknown": the communicator sets no client)
     communicator, _ = await connect()
-    assert consumers._addresses.connections == {"unknown": 1}
+    assert await open_connections("unknown") == 1
 
     async def bug(self: consumers.ChatConsumer, frame: dict) -> None:
         raise RuntimeError("a bug in a handler")
@@ -176,4 +171,8 @@ async def test_a_connection_that_crashes_gives_its_place_in_the_address_limit_ba
     with pytest.raises(RuntimeError):
         await communicator.receive_output(timeout=5)
     # then: the place is given back (50 such crashes locked the address out of the process)
-    assert consumers._addresses.connections == {}
+    assert await open_connections("unknown") == 0
+
+
+async def open_connections(address: str) -> int:
+    return await redis_async().zcard(f"{settings.REDIS_PREFIX}chatbot:ip:open:{address}")

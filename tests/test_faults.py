@@ -7,6 +7,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from chatbot import connections
 from chatbot.conversations import answering, services, tasks
 from chatbot.conversations.models import Conversation, Message
 from chatbot.health import heartbeat_once
@@ -126,7 +127,7 @@ def test_a_task_queued_again_for_a_delivered_answer_sends_nothing(monkeypatch):
         conversation=conversation, sender=Message.Sender.CUSTOMER, client_id="d", text="hi"
     )
     sent: list[dict] = []
-    monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # it would close the test's transaction
+    monkeypatch.setattr(connections, "close_old_connections", lambda: None)  # it would close the test's transaction
     monkeypatch.setattr(tasks, "group_send", lambda group, event: sent.append(event))
     tasks.answer_message_task(message.pk)
     assert [event["answer"]["reply_to"] for event in sent] == ["d"]

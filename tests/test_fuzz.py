@@ -82,7 +82,7 @@ async def exchange(raw_frames: list[str]) -> None:
     ['{"type": "\u0645\u0631\u062d\u0628\u0627 \u202e\u200f"}', '{"type": "message", "id": ""}']
 )  # an unknown type, as the sentinel
 def test_random_frames_get_error_frames_and_never_close_the_conversation(settings, raw_frames):
-    settings.CHATBOT_RATE_BURST = settings.CHATBOT_IP_RATE_BURST = 10_000
+    settings.CHATBOT_RATE_BURST = settings.CHATBOT_IP_RATE_BURST = settings.CHATBOT_IP_CONNECT_BURST = 10_000
     async_to_sync(exchange)(raw_frames)
 
 
@@ -100,5 +100,5 @@ def test_random_frames_get_error_frames_and_never_close_the_conversation(setting
     ],
 )
 def test_known_nasty_frames(settings, raw):
-    settings.CHATBOT_RATE_BURST = settings.CHATBOT_IP_RATE_BURST = 10_000
+    settings.CHATBOT_RATE_BURST = settings.CHATBOT_IP_RATE_BURST = settings.CHATBOT_IP_CONNECT_BURST = 10_000
     async_to_sync(exchange)([raw])

@@ -53,7 +53,7 @@ def test_a_deployment_that_forgot_database_url_refuses_to_start(tmp_path, env, n
     assert "ImproperlyConfigured" in done.stderr and "DATABASE_URL is not set" in done.stderr and named in done.stderr
 
 
-@pytest.mark.parametrize("process", ["web", "worker", "beat"])
+@pytest.mark.parametrize("process", ["web", "worker", "trainer", "beat"])
 def test_the_procfiles_processes_refuse_to_start_without_database_url(tmp_path, process):
     env = procfile_env(process)
     assert env == {"CHATBOT_MODE": "production"}

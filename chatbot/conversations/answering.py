@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
+from chatbot.connections import single_statement
 from chatbot.console.services import handoff_after_reply
 from chatbot.conversations.models import Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
@@ -23,22 +24,24 @@ logger = logging.getLogger(__name__)
 def message_answer(message_id: int) -> Message | None:
     """Answer a stored customer message with the active model; idempotent (returns the existing answer).
 
-    Two queries besides the model's: the message joined with its answer if any, and the insert.
+    Two queries besides the model's: the message with the id of its answer if any, and the insert.
     The one-to-one `reply_to` refuses a second answer to the same message (a redelivered task racing
     the first), and the first one is returned.
     """
-    message = Message.objects.select_related("suggested_pair", "reply").filter(pk=message_id).first()
+    message, reply_id = _message_to_answer(message_id)
     if message is None or message.sender != Message.Sender.CUSTOMER:
         return None
-    if hasattr(message, "reply"):
-        return message.reply
+    if reply_id is not None:
+        return Message.objects.select_related("reply_to").get(pk=reply_id)
     started = time.perf_counter()
     loaded = None if settings.CHATBOT_NOOP_MODEL else _engine.get()
     reply = _reply(message, loaded)
     latency_ms = (time.perf_counter() - started) * 1000
+    # An answer is one INSERT; a hand-off pair or a not-sure answer may also ask for a person (the reply then
+    # says honestly whether anybody can come), in one transaction with the reply.
+    plain = reply.outcome == Message.Outcome.ANSWER
     try:
-        with transaction.atomic():
-            # A hand-off pair or a not-sure streak asks for a person; the reply says honestly if nobody can come.
+        with single_statement() if plain else transaction.atomic():
             text = handoff_after_reply(conversation_id=message.conversation_id, outcome=reply.outcome, text=reply.text)
             bot = Message.objects.create(
                 conversation_id=message.conversation_id,
@@ -73,6 +76,35 @@ def message_answer(message_id: int) -> Message | None:
     return bot
 
 
+_SELECT = (
+    "SELECT m.id, m.conversation_id, m.sender, m.client_id, m.text, m.suggested_pair_id, r.id"
+    " FROM {table} m LEFT JOIN {table} r ON r.reply_to_id = m.id WHERE m.id = %s"
+)
+
+
+def _message_to_answer(message_id: int) -> tuple[Message | None, int | None]:
+    """The customer message (the fields answering reads) and the id of its answer, in one round trip.
+
+    Written in SQL because this is every message's query: the ORM's compilation of the same SELECT cost
+    several times the database's work on it (see the serving section of BENCHMARKS.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT.format(table=Message._meta.db_table), [message_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    pk, conversation_id, sender, client_id, text, suggested_pair_id, reply_id = row
+    message = Message(
+        pk=pk,
+        conversation_id=conversation_id,
+        sender=sender,
+        client_id=client_id,
+        text=text,
+        suggested_pair_id=suggested_pair_id,
+    )
+    message._state.adding, message._state.db = False, connection.alias
+    return message, reply_id
+
+
 @dataclass
 class _EngineCheck:
     """The engine's model, asking it which version is active at most every CHATBOT_MODEL_CHECK_SECONDS:
@@ -92,8 +124,10 @@ _engine = _EngineCheck()
 
 
 def _reply(message: Message, loaded: Loaded | None) -> Reply:
-    if message.suggested_pair is not None:
-        return reply_for_pair(message.suggested_pair, 1.0, [])
+    if message.suggested_pair_id is not None:  # a clicked suggestion (rare): its pair is read only then
+        suggested = QAPair.objects.filter(pk=message.suggested_pair_id).first()
+        if suggested is not None:
+            return reply_for_pair(suggested, 1.0, [])
     if settings.CHATBOT_NOOP_MODEL:
         return reply_for_pair(_noop_pair(), 1.0, [])
     if loaded is None:

@@ -4,18 +4,20 @@ import asyncio
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatbot.connections import db_async
 from chatbot.console import customer as handoff
 from chatbot.conversations import services
 from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
+from chatbot.conversations.models import Conversation, new_token
 from chatbot.conversations.protocol import ErrorCode
-from chatbot.conversations.ratelimit import AddressLimits, TokenBucket
+from chatbot.conversations.ratelimit import AddressLimits, TokenBucket, address_limits
 
 logger = logging.getLogger(__name__)
 UNAVAILABLE = "The assistant is unavailable right now; please send again shortly."
@@ -28,35 +30,39 @@ class FrameError(Exception):
         self.code, self.detail = code, detail
 
 
-_addresses = AddressLimits()
+_addresses: AddressLimits = address_limits()
+_REFUSED = {
+    "connections": "Too many connections from your address.",
+    "connects": "Too many new connections from your address; wait a moment.",
+}
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    address, idle_timer = "", None
+    address, idle_timer, group, renewed_at = "", None, "", 0.0
+    conversation: Conversation | None = None  # written with the first message (a connect writes nothing)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends this connection (a disconnect, a crash, a cancellation), its place in the per-address
-        connection count is given back: a leaked place would lock that address out of this process for good."""
+        connection count is given back: a leaked place would lock that address out until its lease ends."""
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._release_address()
+            await self._release_address()
 
-    def _release_address(self) -> None:
+    async def _release_address(self) -> None:
         if self.address:
-            _addresses.close(self.address)
-            self.address = ""
+            address, self.address = self.address, ""
+            await _addresses.close(address, self.channel_name)
 
     async def connect(self) -> None:
         address = (self.scope.get("client") or ["unknown"])[0]
-        if not _addresses.open(address, settings.CHATBOT_IP_MAX_CONNECTIONS):
+        refused = await self._refusal(address)
+        if refused:
             await self.accept()
-            await self.send_json(
-                {"type": "error", "code": ErrorCode.RATE_LIMITED, "detail": "Too many connections from your address."}
-            )
+            await self.send_json({"type": "error", "code": ErrorCode.RATE_LIMITED, "detail": _REFUSED[refused]})
             await self.close(code=4429)
             return
-        self.address = address
+        self.address, self.renewed_at = address, time.monotonic()
         self._touch()
         try:
             await self._open()
@@ -64,22 +70,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.disconnect(1011)  # a failed handshake must not keep its place in the limits
             raise
 
+    async def _refusal(self, address: str) -> str:
+        """Why this connection is refused ("connects" or "connections"), or "" when it is not."""
+        burst, rate = settings.CHATBOT_IP_CONNECT_BURST, settings.CHATBOT_IP_CONNECTS_PER_SECOND
+        if not await _addresses.take(address, "connects", burst=burst, rate=rate):
+            return "connects"
+        if not await _addresses.open(address, self.channel_name, settings.CHATBOT_IP_MAX_CONNECTIONS):
+            return "connections"
+        return ""
+
     async def _open(self) -> None:
+        """Resume the conversation of the token, or reserve a new token: its row is written with the first
+        message, so a connection that sends nothing writes nothing."""
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("conversation") or [None])[0]
         self.bucket = TokenBucket(burst=settings.CHATBOT_RATE_BURST, rate=settings.CHATBOT_RATE_PER_SECOND)
-        self.conversation, resumed = await database_sync_to_async(services.conversation_open, thread_sensitive=False)(
-            token=token
-        )
-        self.group = services.conversation_group(self.conversation.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        conversation = await db_async(services.conversation_resume)(token=token) if token else None
+        self.conversation, self.token = conversation, conversation.token if conversation else new_token()
+        if conversation:
+            await self._join(conversation)
         await self.accept()
-        history, pending = await database_sync_to_async(self._catch_up, thread_sensitive=False)()
+        history, pending = await db_async(self._catch_up)(conversation) if conversation else ([], [])
         await self.send_json(
             {
                 "type": "welcome",
-                "conversation": self.conversation.token,
-                "resumed": resumed,
+                "conversation": self.token,
+                "resumed": self.conversation is not None,
                 "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS,
                 "history": history,
             }
@@ -87,11 +103,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for payload in pending:
             await self.send_json({"type": "answer", **payload})
         if pending:
-            await database_sync_to_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
-        await handoff.customer_welcome(self)
+            await db_async(services.answers_mark_delivered)([p["message_id"] for p in pending])
+        if self.conversation:
+            await handoff.customer_welcome(self)
 
-    def _catch_up(self) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
-        return services.conversation_history(self.conversation), services.conversation_undelivered(self.conversation)
+    @staticmethod
+    def _catch_up(conversation: Conversation) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
+        return services.conversation_history(conversation), services.conversation_undelivered(conversation)
+
+    async def _conversation_for(self, *, text: str) -> Conversation:
+        """This socket's conversation, written now if the token was only reserved (`text`: its first words)."""
+        if self.conversation is None:
+            self.conversation = await db_async(services.conversation_start)(token=self.token, text=text)
+            await self._join(self.conversation)
+        return self.conversation
+
+    async def _join(self, conversation: Conversation) -> None:
+        self.group = services.conversation_group(conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
 
     def _touch(self) -> None:
         """(Re)start the idle timer: a connection that sends nothing for CHATBOT_IDLE_SECONDS is closed."""
@@ -111,14 +140,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.idle_timer:
             self.idle_timer.cancel()
-        self._release_address()
-        if getattr(self, "conversation", None):
+        await self._release_address()
+        if self.conversation:
             await handoff.customer_gone(self)
-        if getattr(self, "group", None):
+        if self.group:
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             except Exception:  # the channel layer is down: the group entry expires on its own
-                logger.warning("conversation %s: group not left (channel layer unavailable)", self.conversation.pk)
+                logger.warning("%s: group not left (channel layer unavailable)", self.group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.address:  # refused at connect
@@ -131,9 +160,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 frame, invalid = {}, error
             reply_to = frame.get("id") if isinstance(frame.get("id"), str) else None
             self._touch()
-            if not self.bucket.take() or not _addresses.take(
-                self.address, burst=settings.CHATBOT_IP_RATE_BURST, rate=settings.CHATBOT_IP_RATE_PER_SECOND
-            ):
+            if not self.bucket.take() or not await self._address_allows_frame():
                 raise FrameError(ErrorCode.RATE_LIMITED, "Too many messages; wait a moment and send again.")
             if invalid:
                 raise invalid
@@ -142,6 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif frame.get("type") == "feedback":
                 await self._on_feedback(frame)
             elif frame.get("type") in handoff.FRAMES | handoff.CONSOLE_FRAMES:
+                await self._conversation_for(text="")  # asking for a person before writing anything starts one
                 await handoff.customer_frame(self, frame)
             else:
                 raise FrameError(
@@ -149,6 +177,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
         except FrameError as error:
             await self.send_json({"type": "error", "code": error.code, "detail": error.detail, "reply_to": reply_to})
+
+    async def _address_allows_frame(self) -> bool:
+        burst, rate = settings.CHATBOT_IP_RATE_BURST, settings.CHATBOT_IP_RATE_PER_SECOND
+        if not await _addresses.take(self.address, "frames", burst=burst, rate=rate):
+            return False
+        if time.monotonic() - self.renewed_at > settings.CHATBOT_IDLE_SECONDS / 2:  # the lease outlives idleness
+            self.renewed_at = time.monotonic()
+            await _addresses.renew(self.address, self.channel_name)
+        return True
 
     def _parse(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
@@ -187,26 +224,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ErrorCode.TOO_LONG, f"Messages are limited to {settings.CHATBOT_MAX_MESSAGE_CHARS} characters."
             )
         try:
-            message, created = await database_sync_to_async(services.message_receive, thread_sensitive=False)(
-                conversation=self.conversation,
+            conversation = await self._conversation_for(text=text)
+            message, created = await db_async(services.message_receive)(
+                conversation=conversation,
                 client_id=client_id,
                 text=text,
                 suggestion=suggestion,
                 enqueue=services.answer_enqueue,
             )
-            answer = (
-                None if created else await database_sync_to_async(services.answer_for, thread_sensitive=False)(message)
-            )
+            answer = None if created else await db_async(services.answer_for)(message)
         except Exception:
             logger.exception(
                 "message from conversation %s not queued",
-                self.conversation.pk,
-                extra={"conversation_id": self.conversation.pk, "client_id": client_id},
+                self.conversation and self.conversation.pk,
+                extra={"conversation_id": self.conversation and self.conversation.pk, "client_id": client_id},
             )
             raise FrameError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
         logger.info(
             "message received" if created else "message re-sent",
-            extra={"conversation_id": self.conversation.pk, "message_id": message.pk, "chars": len(text)},
+            extra={"conversation_id": message.conversation_id, "message_id": message.pk, "chars": len(text)},
         )
         if answer:  # re-sent after its answer was lost on the way (a channel-layer outage): send it again
             await self.send_json({"type": "answer", **answer})
@@ -215,8 +251,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
         if type(message_id) is not int or type(helpful) is not bool:
             raise FrameError(ErrorCode.BAD_REQUEST, "Feedback needs an integer 'message_id' and a boolean 'helpful'.")
+        if self.conversation is None:
+            raise FrameError(ErrorCode.BAD_REQUEST, "No such answer in this conversation.")
         try:
-            found = await database_sync_to_async(services.feedback_record, thread_sensitive=False)(
+            found = await db_async(services.feedback_record)(
                 conversation=self.conversation, message_id=message_id, helpful=helpful
             )
         except Exception:  # the database is down: say so and keep the connection, as for messages
@@ -225,12 +263,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not found:
             raise FrameError(ErrorCode.BAD_REQUEST, "No such answer in this conversation.")
 
-    async def handoff_frame(self, event: dict[str, Any]) -> None:
-        await handoff.customer_deliver(self, event)
-
     async def chat_answer(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "answer", **event["answer"]})
         _mark_delivered_soon(event["answer"]["message_id"])
+
+    async def handoff_frame(self, event: dict[str, Any]) -> None:
+        await handoff.customer_deliver(self, event)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
@@ -239,19 +277,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
 _delivered: dict[asyncio.AbstractEventLoop, set[int]] = {}
 
 
+DELIVERED_BATCH_SECONDS = 0.5
+
+
 def _mark_delivered_soon(message_id: int) -> None:
-    """Answers sent in the next 50 ms are marked delivered with one UPDATE: the web process's database
-    thread is shared by all its connections. If the process dies first, they are sent again on resume."""
+    """Answers sent within DELIVERED_BATCH_SECONDS are marked delivered with one UPDATE: at a few dozen answers
+    a second a shorter window made it one UPDATE per answer. If the process dies first, they are sent again
+    on resume (the page ignores an answer it already shows)."""
     loop = asyncio.get_running_loop()
     if loop not in _delivered:
         _delivered[loop] = set()
-        loop.call_later(0.05, lambda: asyncio.ensure_future(_flush_delivered(loop)))
+        loop.call_later(DELIVERED_BATCH_SECONDS, lambda: asyncio.ensure_future(_flush_delivered(loop)))
     _delivered[loop].add(message_id)
 
 
 async def _flush_delivered(loop: asyncio.AbstractEventLoop) -> None:
     ids = _delivered.pop(loop, set())
     try:
-        await database_sync_to_async(services.answers_mark_delivered, thread_sensitive=False)(sorted(ids))
+        await db_async(services.answers_mark_delivered)(sorted(ids))
     except Exception:
         logger.warning("%s answers not marked delivered; they are sent again when the browser resumes", len(ids))

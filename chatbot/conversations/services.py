@@ -33,14 +33,17 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
-def conversation_open(*, token: str | None) -> tuple[Conversation, bool]:
-    """Resume the conversation with this token, or start a new one; returns (conversation, resumed)."""
-    if token:
-        conversation = Conversation.objects.filter(token=token).first()
-        if conversation:
-            conversation.save(update_fields=["last_seen_at"])
-            return conversation, True
-    return Conversation.objects.create(), False
+def conversation_resume(*, token: str) -> Conversation | None:
+    """The conversation with this token, marked as seen now; None when there is none (never written, deleted)."""
+    conversation = Conversation.objects.filter(token=token).first()
+    if conversation:
+        conversation.save(update_fields=["last_seen_at"])
+    return conversation
+
+
+def conversation_start(*, token: str, text: str) -> Conversation:
+    """The conversation of a token reserved at connect, written when its first message (`text`) arrives."""
+    return Conversation.objects.get_or_create(token=token, defaults={"language": detect_language(text)})[0]
 
 
 def answer_payload(bot: Message) -> AnswerFrame:
@@ -99,10 +102,11 @@ def message_receive(
     """Store a customer message once per client id and have it answered after commit.
 
     A re-sent message (same client id) that has no answer yet is enqueued again: the first
-    enqueue may have failed, and answering is idempotent. One INSERT on the usual path; the
+    enqueue may have failed, and answering is idempotent. The conversation's owner is read under a row lock in
+    the same transaction as the INSERT, so a claim by an operator cannot slip between routing and storing; the
     unique (conversation, client id) constraint catches the re-sent one.
     """
-    suggested = QAPair.objects.filter(pk=suggestion, is_active=True).first() if suggestion else None
+    suggested = suggestion_offered(conversation=conversation, pair_id=suggestion) if suggestion else None
     try:
         with transaction.atomic():
             route = message_route(conversation_id=conversation.pk)  # the bot, or a person (chatbot.console)
@@ -114,9 +118,6 @@ def message_receive(
                 suggested_pair=suggested,
                 for_person=route.person,
             )
-            if not conversation.language:
-                conversation.language = detect_language(text)
-                conversation.save(update_fields=["language", "last_seen_at"])
             transaction.on_commit(lambda: route.dispatch(message, enqueue))
         metrics_message_received()
         return message, True
@@ -137,6 +138,20 @@ def answer_enqueue(message_id: int) -> None:
         answer_message_task.apply(args=[message_id])
     else:
         celery_app.send_task(ANSWER_TASK, args=[message_id])
+
+
+def suggestion_offered(*, conversation: Conversation, pair_id: int) -> QAPair | None:
+    """The active pair a customer clicked, when the conversation's last bot message offered it; else None
+    (the text is answered by the model): a frame cannot pick an arbitrary pair as its answer."""
+    offered = (
+        Message.objects.filter(conversation=conversation, sender=Message.Sender.BOT)
+        .order_by("-created_at", "-id")
+        .values_list("suggestions", flat=True)
+        .first()
+    )
+    if not any(isinstance(item, dict) and item.get("id") == pair_id for item in offered or []):
+        return None
+    return QAPair.objects.filter(pk=pair_id, is_active=True).first()
 
 
 def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> list[int]:

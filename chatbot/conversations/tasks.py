@@ -1,10 +1,14 @@
 import logging
+import time
+from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.concurrency import get_implementation
+from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from chatbot.connections import with_connection
 from chatbot.conversations.answering import message_answer
 from chatbot.conversations.delivery import group_send
 from chatbot.conversations.services import (
@@ -33,6 +37,13 @@ def _worker_process_start(**kwargs: object) -> None:
     heartbeat_start()
 
 
+@worker_init.connect
+def _worker_start(sender: Any, **kwargs: object) -> None:
+    """A threads (or solo) pool answers in the worker's own process, where no pool process starts."""
+    if get_implementation(sender.pool_cls).__module__ != "celery.concurrency.prefork":
+        _worker_process_start()
+
+
 @shared_task(
     name=ANSWER_TASK,
     acks_late=True,
@@ -43,17 +54,32 @@ def _worker_process_start(**kwargs: object) -> None:
     max_retries=10,
 )
 def answer_message_task(message_id: int) -> None:
-    # Celery reuses the worker's connection across tasks (CELERY_DB_REUSE_MAX) and never checks it:
-    # after a database restart, a broken connection is replaced here, not retried until it gives up.
-    close_old_connections()
+    _answer_and_send(message_id)
+
+
+# Celery reuses the worker's connection across tasks (CELERY_DB_REUSE_MAX) and never checks it: after a database
+# restart, a broken connection is replaced before the next task or the retry, not retried until it gives up.
+@with_connection
+def _answer_and_send(message_id: int) -> None:
     bot = message_answer(message_id)
     if bot is None:
         logger.warning("message %s not found or not a customer message", message_id)
         return
-    review_queue_refresh()
+    _review_refresh_soon()
     if bot.delivered_at is not None:  # a task queued again (redelivered or recovered) for a delivered answer
         return
     group_send(conversation_group(bot.conversation_id), {"type": "chat.answer", "answer": answer_payload(bot)})
+
+
+_review_asked_at: list[float] = [float("-inf")]
+
+
+def _review_refresh_soon() -> None:
+    """New answers ask for a review-queue refresh at most once a second per process: the request is a Redis
+    round trip, the refresh itself waits CHATBOT_REVIEW_REFRESH_SECONDS, and a worker answers hundreds a second."""
+    if time.monotonic() - _review_asked_at[0] >= 1.0:
+        _review_asked_at[0] = time.monotonic()
+        review_queue_refresh()
 
 
 @shared_task(name="chatbot.conversations.tasks.conversations_purge_task")
