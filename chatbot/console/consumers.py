@@ -64,7 +64,8 @@ def _int_field(frame: dict[str, Any], name: str) -> int:
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
-    user, beat = None, None
+    user: Any = None  # the staff user, set on connect
+    beat: "asyncio.Task[None] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -139,7 +140,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             reply_to = frame.get("id") if isinstance(frame.get("id"), str) else None
             if not self.bucket.take():
                 raise Refused("rate_limited", "Too many frames; wait a moment.")
-            handler = HANDLERS.get(frame.get("type"))
+            handler = HANDLERS.get(str(frame.get("type")))
             if handler is None:
                 raise Refused("bad_request", f"Unknown frame type; expected one of {', '.join(sorted(HANDLERS))}.")
             await handler(self, frame, reply_to)

@@ -47,7 +47,9 @@ async def customer_frame(consumer: Any, frame: dict[str, Any]) -> None:
                 "conversation %s: console frame %r on a customer socket refused", consumer.conversation.pk, kind
             )
             raise Refused(ErrorCode.BAD_REQUEST, "This frame type is for operators' consoles.")
-        handler = {"handoff_request": _request, "leave_message": _leave, "rating": _rating, "typing": _typing}[kind]
+        handler = {"handoff_request": _request, "leave_message": _leave, "rating": _rating, "typing": _typing}[
+            str(kind)
+        ]
         await handler(consumer, frame, reply_to)
     except Refused as refused:
         error = {"type": "error", "code": refused.code, "detail": refused.detail, "reply_to": reply_to}

@@ -16,7 +16,7 @@ def _schedule() -> tuple[Schedule | None, list[OpeningPeriod]]:
 def hours_open(*, at: dt.datetime | None = None) -> bool:
     """True inside the active schedule's periods; True when no schedule (or no period) is set."""
     schedule, periods = _schedule()
-    if not periods:
+    if schedule is None or not periods:
         return True
     local = (at or timezone.now()).astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
     return any(p.weekday == local.weekday() and p.opens <= local.time() < p.closes for p in periods)
@@ -25,7 +25,7 @@ def hours_open(*, at: dt.datetime | None = None) -> bool:
 def hours_next_open(*, at: dt.datetime | None = None) -> dt.datetime | None:
     """When the next period opens (aware datetime), within a week; None when always open or no period."""
     schedule, periods = _schedule()
-    if not periods:
+    if schedule is None or not periods:
         return None
     zone = zoneinfo.ZoneInfo(schedule.time_zone)
     local = (at or timezone.now()).astimezone(zone)

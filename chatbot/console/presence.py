@@ -32,7 +32,9 @@ def presence_touch(*, user_id: int) -> None:
         _alive[user_id] = time.monotonic() + grace
         return
     with _redis().pipeline(transaction=False) as pipe:
-        pipe.set(_key("alive", user_id), 1, px=max(1, int(grace * 1000))).sadd(_key("members"), user_id).execute()
+        pipe.set(_key("alive", user_id), 1, px=max(1, int(grace * 1000)))
+        pipe.sadd(_key("members"), user_id)
+        pipe.execute()
 
 
 def presence_members() -> list[int]:
@@ -52,7 +54,7 @@ def presence_set_status(*, user_id: int, status: str) -> None:
 def presence_status(*, user_id: int) -> str:
     if not settings.REDIS_URL:
         return _status.get(user_id, AWAY)
-    return _redis().get(_key("status", user_id)) or AWAY  # the client decodes replies to str
+    return str(_redis().get(_key("status", user_id)) or AWAY)
 
 
 def presence_alive(*, user_ids: list[int]) -> set[int]:
@@ -100,8 +102,10 @@ def waiting_socket(*, conversation_id: int, delta: int) -> int:
         return _waiting[conversation_id]
     key = _key("waiting", conversation_id)
     with _redis().pipeline(transaction=False) as pipe:
-        count, _ = pipe.incrby(key, delta).expire(key, 86400).execute()
-    return count
+        pipe.incrby(key, delta)
+        pipe.expire(key, 86400)
+        count, _ = pipe.execute()
+    return int(count)
 
 
 def waiting_sockets(*, conversation_id: int) -> int:

@@ -62,6 +62,11 @@ def _lock(conversation_id: int) -> Conversation:
     return conversation
 
 
+def _current_ids(conversation_id: int) -> list[int]:
+    current = _current(conversation_id)
+    return [current.pk] if current else []
+
+
 def _current(conversation_id: int) -> Handoff | None:
     """The hand-off in progress (waiting or with a person), locked."""
     return (
@@ -368,7 +373,7 @@ def conversation_end(*, conversation_id: int, user: Any, to: str) -> Conversatio
         conversation = _held(conversation_id, user)
         agent = operator_name(user)
         _to_bot(conversation)
-        Handoff.objects.filter(pk=getattr(_current(conversation_id), "pk", None)).update(
+        Handoff.objects.filter(pk__in=_current_ids(conversation_id)).update(
             outcome=Handoff.Outcome.RESOLVED, ended_at=timezone.now(), ended_to=to
         )
         customer_send(conversation_id, {"type": "handoff", "status": "ended", "to": to, "agent": agent, "rate": True})
@@ -409,9 +414,7 @@ def conversation_release(*, conversation_id: int) -> bool:
         previous = conversation.operator_id
         conversation.owner, conversation.operator = Conversation.Owner.QUEUE, None
         conversation.save(update_fields=["owner", "operator", "last_seen_at"])
-        Handoff.objects.filter(pk=getattr(_current(conversation_id), "pk", None)).update(
-            outcome=Handoff.Outcome.WAITING
-        )
+        Handoff.objects.filter(pk__in=_current_ids(conversation_id)).update(outcome=Handoff.Outcome.WAITING)
         customer_send(conversation_id, {"type": "handoff", "status": "waiting", "agent_left": True})
         if previous:
             console_send(operator_group(previous), {"type": "released", "conversation": conversation_id})

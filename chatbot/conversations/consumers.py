@@ -14,7 +14,7 @@ from django.conf import settings
 from chatbot.connections import db_async
 from chatbot.console import customer as handoff
 from chatbot.conversations import services
-from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
+from chatbot.conversations.frames import AnswerFrame, Turn
 from chatbot.conversations.models import Conversation, new_token
 from chatbot.conversations.protocol import ErrorCode
 from chatbot.conversations.ratelimit import AddressLimits, TokenBucket, address_limits
@@ -108,7 +108,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await handoff.customer_welcome(self)
 
     @staticmethod
-    def _catch_up(conversation: Conversation) -> tuple[list[CustomerTurn | BotTurn], list[AnswerFrame]]:
+    def _catch_up(conversation: Conversation) -> tuple[list[Turn], list[AnswerFrame]]:
         return services.conversation_history(conversation), services.conversation_undelivered(conversation)
 
     async def _conversation_for(self, *, text: str) -> Conversation:

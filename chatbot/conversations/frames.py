@@ -42,3 +42,19 @@ class CustomerTurn(TypedDict):
 class BotTurn(AnswerFrame):
     role: Literal["bot"]
     feedback: bool | None
+
+
+class AgentFrame(TypedDict):
+    """The fields of an `agent_message` frame: an operator's words (and an agent turn in the history)."""
+
+    id: int
+    text: str
+    agent: str
+    at: str
+
+
+class AgentTurn(AgentFrame):
+    role: Literal["agent"]
+
+
+Turn = CustomerTurn | BotTurn | AgentTurn

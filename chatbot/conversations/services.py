@@ -6,7 +6,6 @@ Answering with the model is the worker's (`answering`); nothing here loads it.
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -15,7 +14,7 @@ from django.utils import timezone
 from chatbot.celery import app as celery_app
 from chatbot.console.selectors import operator_name
 from chatbot.console.services import message_route
-from chatbot.conversations.frames import AnswerFrame, BotTurn, CustomerTurn
+from chatbot.conversations.frames import AgentFrame, AnswerFrame, Turn
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_html, answer_plain, detect_language
@@ -62,7 +61,7 @@ def answer_payload(bot: Message) -> AnswerFrame:
     }
 
 
-def agent_payload(message: Message) -> dict[str, Any]:
+def agent_payload(message: Message) -> AgentFrame:
     """The fields of an `agent_message` frame for an operator's message."""
     return {
         "id": message.pk,
@@ -72,11 +71,11 @@ def agent_payload(message: Message) -> dict[str, Any]:
     }
 
 
-def conversation_history(conversation: Conversation) -> list[CustomerTurn | BotTurn | dict[str, Any]]:
+def conversation_history(conversation: Conversation) -> list[Turn]:
     messages = list(
         conversation.messages.select_related("reply_to", "operator").order_by("-created_at", "-id")[:HISTORY_LIMIT]
     )
-    items: list[CustomerTurn | BotTurn | dict[str, Any]] = []
+    items: list[Turn] = []
     for message in reversed(messages):
         if message.sender == Message.Sender.CUSTOMER:
             items.append({"role": "customer", "id": message.client_id or None, "text": message.text})
