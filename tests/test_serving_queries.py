@@ -21,7 +21,7 @@ def receive(conversation: object, text: str, enqueued: list[int]) -> object:
     return message
 
 
-def test_one_answered_message_costs_one_query_in_the_web_process_and_two_in_the_worker():
+def test_one_answered_message_costs_one_locked_routing_and_an_insert_in_the_web_process_and_two_in_the_worker():
     # given: a conversation that has had its first message, and a worker that has loaded the model
     conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
     enqueued: list[int] = []
@@ -33,8 +33,10 @@ def test_one_answered_message_costs_one_query_in_the_web_process_and_two_in_the_
         bot = message_answer(message.pk)
     with CaptureQueriesContext(connection) as delivered:
         services.answers_mark_delivered([bot.pk])
-    # then: one INSERT in its own transaction, queued after it; a SELECT and an INSERT; one UPDATE (per batch)
-    assert [query["sql"].split()[0] for query in web.captured_queries] == ["INSERT"]
+    # then: the owner read under a row lock (a claim cannot slip between routing and storing) and the INSERT, in
+    # one transaction, queued after it; a SELECT and an INSERT; one UPDATE (per batch)
+    assert [query["sql"].split()[0] for query in web.captured_queries] == ["BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert "FOR UPDATE" in web.captured_queries[1]["sql"]
     assert enqueued[-1] == message.pk
     assert [query["sql"].split()[0] for query in worker.captured_queries] == ["SELECT", "INSERT"]
     assert [query["sql"].split()[0] for query in delivered.captured_queries] == ["UPDATE"]
