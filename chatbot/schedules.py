@@ -30,7 +30,14 @@ RETENTION = Schedule(
     queue="inference",
     description="Deletes conversations not seen for CHATBOT_RETENTION_DAYS days.",
 )
-SCHEDULES = (RETRAIN, RETENTION)
+DASHBOARD_ROLLUP = Schedule(
+    name="Roll up the dashboard's closed days",
+    task="chatbot.dashboard.tasks.dashboard_rollup_task",
+    crontab_setting="CHATBOT_DASHBOARD_ROLLUP_CRONTAB",
+    queue="inference",
+    description="Counts each closed day's figures once, and again when feedback on it arrives later.",
+)
+SCHEDULES = (RETRAIN, RETENTION, DASHBOARD_ROLLUP)
 
 
 def schedules_ensure(**kwargs: Any) -> None:

@@ -368,6 +368,10 @@ CHATBOT_REDACT_PII = env_list("CHATBOT_REDACT_PII", ["email", "cn_id", "card", "
 CHATBOT_RETENTION_DAYS = env_int("CHATBOT_RETENTION_DAYS", 180)
 CHATBOT_RETENTION_CRONTAB = os.environ.get("CHATBOT_RETENTION_CRONTAB", "30 4 * * *")
 
+# --- Dashboard ------------------------------------------------------------------------------------
+# Closed days' figures are counted by this periodic task; today and days not counted yet are read live.
+CHATBOT_DASHBOARD_ROLLUP_CRONTAB = os.environ.get("CHATBOT_DASHBOARD_ROLLUP_CRONTAB", "*/10 * * * *")
+
 # --- Learning loop --------------------------------------------------------------------------------
 CHATBOT_RETRAIN_CRONTAB = os.environ.get("CHATBOT_RETRAIN_CRONTAB", "0 3 * * *")
 # A candidate is put in service only when it is not worse than the active model by more than this

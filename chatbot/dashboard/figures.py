@@ -1,34 +1,31 @@
-"""The dashboard's figures: each one database aggregation over the period, never messages loaded into Python."""
+"""The dashboard's figures, from the per-day counts in tallies.py (closed days rolled up, the rest live) and,
+for the unanswered questions, one aggregation over the period's messages; never messages loaded into Python."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
-from django.db.models import (
-    Aggregate,
-    Case,
-    CharField,
-    Count,
-    F,
-    FloatField,
-    IntegerField,
-    Max,
-    Min,
-    Q,
-    QuerySet,
-    Value,
-    When,
-    Window,
-)
-from django.db.models.functions import Cast, Concat, Floor, Least, Lower, RowNumber, TruncDate
+from django.db.models import Case, CharField, Count, Max, Min, QuerySet, Value, When
+from django.db.models.functions import Cast, Concat, Lower
 from django.urls import reverse
 
 from chatbot.conversations.models import Message
 from chatbot.dashboard.periods import Period
+from chatbot.dashboard.tallies import (
+    BUCKETS,
+    CONFIDENCE,
+    LATENCY,
+    PAIRS,
+    REPLIES,
+    VERSIONS,
+    VOLUME,
+    Slot,
+    Source,
+    source_open,
+)
+from chatbot.knowledge.models import QAPair
 from chatbot.registry.models import ModelVersion
 
-BUCKETS = 20  # confidence histogram: 0.05 wide
 TOP = 20
 Outcome = Message.Outcome
 
@@ -53,25 +50,17 @@ def messages_in(period: Period, sender: str) -> QuerySet:
     return found.filter(conversation__language=period.language) if period.language else found
 
 
-def _by_day(rows: list[dict[str, Any]], period: Period, keys: list[str]) -> list[list[Any]]:
+def _by_day(counts: dict[Slot, dict[str, Any]], period: Period, keys: list[str]) -> list[list[Any]]:
     """One row per day of the period, zeros where the database had no row."""
-    found = {str(row["day"]): row for row in rows}
-    return [[str(day)] + [found.get(str(day), {}).get(key) or 0 for key in keys] for day in period.days]
+    return [[str(day)] + [counts.get((day, ""), {}).get(key) or 0 for key in keys] for day in period.days]
 
 
 def _share(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
-def volume_figure(period: Period) -> Figure:
-    rows = (
-        messages_in(period, Message.Sender.CUSTOMER)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(conversations=Count("conversation_id", distinct=True), messages=Count("id"))
-        .order_by("day")
-    )
-    table = _by_day(list(rows), period, ["conversations", "messages"])
+def volume_figure(source: Source) -> Figure:
+    table = _by_day(source.counts(VOLUME, by_day=True), source.period, ["conversations", "messages"])
     return Figure(
         key="volume",
         title="Conversations and customer messages per day",
@@ -86,19 +75,8 @@ def volume_figure(period: Period) -> Figure:
     )
 
 
-def outcomes_figure(period: Period) -> Figure:
-    rows = (
-        messages_in(period, Message.Sender.BOT)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(
-            answered=Count("id", filter=Q(outcome=Outcome.ANSWER)),
-            unsure=Count("id", filter=Q(outcome=Outcome.UNSURE)),
-            handoff=Count("id", filter=Q(outcome=Outcome.HANDOFF)),
-        )
-        .order_by("day")
-    )
-    counts = _by_day(list(rows), period, ["answered", "unsure", "handoff"])
+def outcomes_figure(source: Source) -> Figure:
+    counts = _by_day(source.counts(REPLIES, by_day=True), source.period, ["answered", "unsure", "handoff"])
     table = [
         [day, a, u, h, _share(a, a + u + h), _share(u, a + u + h), _share(h, a + u + h)] for day, a, u, h in counts
     ]
@@ -118,17 +96,14 @@ def outcomes_figure(period: Period) -> Figure:
     )
 
 
-def feedback_figure(period: Period) -> Figure:
-    totals = messages_in(period, Message.Sender.BOT).aggregate(
-        replies=Count("id"),
-        liked=Count("id", filter=Q(helpful=True)),
-        disliked=Count("id", filter=Q(helpful=False)),
-    )
-    rated = totals["liked"] + totals["disliked"]
+def feedback_figure(source: Source) -> Figure:
+    totals = source.counts(REPLIES, by_day=False).get((None, ""), {})
+    replies, liked, disliked = (totals.get(name, 0) for name in ("replies", "liked", "disliked"))
+    rated = liked + disliked
     table = [
-        ["helpful", totals["liked"], _share(totals["liked"], rated)],
-        ["not helpful", totals["disliked"], _share(totals["disliked"], rated)],
-        ["not rated", totals["replies"] - rated, None],
+        ["helpful", liked, _share(liked, rated)],
+        ["not helpful", disliked, _share(disliked, rated)],
+        ["not rated", replies - rated, None],
     ]
     return Figure(
         key="feedback",
@@ -144,19 +119,8 @@ def feedback_figure(period: Period) -> Figure:
     )
 
 
-def confidence_figure(period: Period) -> Figure:
-    # replies to a clicked button carry no ranking (candidates empty): they say nothing about the model
-    bucket = Least(Cast(Floor(F("confidence") * BUCKETS), IntegerField()), Value(BUCKETS - 1))
-    rows = (
-        messages_in(period, Message.Sender.BOT)
-        .filter(confidence__isnull=False)
-        .exclude(candidates=[])
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(n=Count("id"))
-        .order_by("bucket")
-    )
-    found = {row["bucket"]: row["n"] for row in rows}
+def confidence_figure(source: Source) -> Figure:
+    found = {int(key): n["n"] for (_, key), n in source.counts(CONFIDENCE, by_day=False).items()}
     labels = [f"{b / BUCKETS:.2f}–{(b + 1) / BUCKETS:.2f}" for b in range(BUCKETS)]
     table = [[labels[b], found.get(b, 0)] for b in range(BUCKETS)]
     active = ModelVersion.objects.filter(is_active=True).values_list("threshold", flat=True).first()
@@ -177,7 +141,8 @@ def confidence_figure(period: Period) -> Figure:
     )
 
 
-def unanswered_figure(period: Period) -> Figure:
+def unanswered_figure(source: Source) -> Figure:
+    period = source.period
     # a review group where the review queue has made one, else the same words
     group = Case(
         When(review__cluster__isnull=False, then=Concat(Value("g"), Cast("review__cluster", CharField()))),
@@ -207,39 +172,26 @@ def unanswered_figure(period: Period) -> Figure:
     )
 
 
-def _pairs_answered(period: Period) -> QuerySet:
-    return (
-        messages_in(period, Message.Sender.BOT)
-        .filter(pair__isnull=False, outcome__in=[Outcome.ANSWER, Outcome.HANDOFF])
-        .values("pair_id", "pair__question")
-        .annotate(
-            answers=Count("id"),
-            liked=Count("id", filter=Q(helpful=True)),
-            disliked=Count("id", filter=Q(helpful=False)),
-            rated=Count("id", filter=Q(helpful__isnull=False)),
-        )
-    )
-
-
-def _pair_rows(rows: QuerySet) -> tuple[list[list[Any]], list[str]]:
+def _pair_rows(source: Source, *, worst: bool) -> tuple[list[list[Any]], list[str]]:
+    counts = {int(key): n for (_, key), n in source.counts(PAIRS, by_day=False).items()}
+    questions = dict(QAPair.objects.filter(pk__in=counts).values_list("pk", "question"))  # gone: not counted
+    found = [(pk, n) for pk, n in counts.items() if pk in questions and (n["disliked"] or not worst)]
+    if worst:
+        found.sort(key=lambda item: (-item[1]["disliked"] / item[1]["rated"], -item[1]["disliked"], item[0]))
+    else:
+        found.sort(key=lambda item: (-item[1]["answers"], item[0]))
     table = [
-        [
-            r["pair__question"],
-            r["answers"],
-            r["liked"],
-            r["disliked"],
-            _share(r["disliked"], r["rated"]),
-        ]
-        for r in rows
+        [questions[pk], n["answers"], n["liked"], n["disliked"], _share(n["disliked"], n["rated"])]
+        for pk, n in found[:TOP]
     ]
-    return table, [reverse("admin:knowledge_qapair_change", args=[r["pair_id"]]) for r in rows]
+    return table, [reverse("admin:knowledge_qapair_change", args=[pk]) for pk, _ in found[:TOP]]
 
 
 PAIR_COLUMNS = ["pair", "answers", "helpful", "not helpful", "not helpful %"]
 
 
-def top_pairs_figure(period: Period) -> Figure:
-    table, links = _pair_rows(_pairs_answered(period).order_by("-answers", "pair_id")[:TOP])
+def top_pairs_figure(source: Source) -> Figure:
+    table, links = _pair_rows(source, worst=False)
     return Figure(
         key="top_pairs",
         title=f"Top {TOP} answered pairs",
@@ -250,10 +202,8 @@ def top_pairs_figure(period: Period) -> Figure:
     )
 
 
-def worst_pairs_figure(period: Period) -> Figure:
-    rows = _pairs_answered(period).filter(disliked__gt=0)
-    rows = rows.annotate(bad=F("disliked") * 1.0 / F("rated")).order_by("-bad", "-disliked", "pair_id")[:TOP]
-    table, links = _pair_rows(rows)
+def worst_pairs_figure(source: Source) -> Figure:
+    table, links = _pair_rows(source, worst=True)
     return Figure(
         key="worst_pairs",
         title="Pairs with the worst feedback",
@@ -264,57 +214,21 @@ def worst_pairs_figure(period: Period) -> Figure:
     )
 
 
-class Percentile(Aggregate):
-    """Nearest-rank percentile, PostgreSQL's percentile_disc: the smallest value with at least that share of
-    the rows at or below it (one sort inside the aggregate)."""
-
-    function = "percentile_disc"
-    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def _latency_rows(found: QuerySet, *, by_day: bool) -> list[dict[str, Any]]:
-    """p50, p95 and count of latency_ms, per day or for all of `found`."""
-    found = found.filter(latency_ms__isnull=False).order_by()
-    day = TruncDate("created_at") if by_day else Value("all")
-    if connection.vendor == "postgresql":
-        return list(
-            found.annotate(day=day)
-            .values("day")
-            .annotate(
-                p50=Percentile("latency_ms", percentile=0.5),
-                p95=Percentile("latency_ms", percentile=0.95),
-                answers=Count("id"),
-            )
-            .order_by("day")
-        )
-    return _latency_rows_windowed(found, day=day, by_day=by_day)
+def _percentiles(tenths: dict[int, int]) -> tuple[float, float, int]:
+    """Nearest-rank p50 and p95 (PostgreSQL's percentile_disc) of latencies counted per 0.1 ms."""
+    total = sum(tenths.values())
+    ranks, found, running = {"p50": (total * 50 + 99) // 100, "p95": (total * 95 + 99) // 100}, {}, 0
+    for value in sorted(tenths):
+        running += tenths[value]
+        found.update({name: value / 10 for name, rank in ranks.items() if name not in found and running >= rank})
+    return found.get("p50", 0.0), found.get("p95", 0.0), total
 
 
-def _latency_rows_windowed(found: QuerySet, *, day: Any, by_day: bool) -> list[dict[str, Any]]:
-    """The same nearest-rank percentiles with window functions, for SQLite (the embedded mode)."""
-    partition = [TruncDate("created_at")] if by_day else None
-    ranked = found.annotate(
-        day=day,
-        rn=Window(RowNumber(), partition_by=partition, order_by=F("latency_ms").asc()),
-        n=Window(Count("id"), partition_by=partition),
-    ).values("day", "latency_ms", "rn", "n")
-    sql, params = ranked.query.sql_with_params()
-    outer = (
-        "SELECT day, MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END),"
-        " MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END), MAX(n)"
-        f" FROM ({sql}) ranked GROUP BY day ORDER BY day"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(outer, params)
-        return [{"day": d, "p50": p50, "p95": p95, "answers": n} for d, p50, p95, n in cursor.fetchall()]
-
-
-def latency_figure(period: Period) -> Figure:
-    found = _latency_rows(messages_in(period, Message.Sender.BOT), by_day=True)
-    table = [
-        [d, round(p50, 1), round(p95, 1), n] for d, p50, p95, n in _by_day(found, period, ["p50", "p95", "answers"])
-    ]
+def latency_figure(source: Source) -> Figure:
+    per_day: dict[str, dict[int, int]] = {}
+    for (day, key), n in source.counts(LATENCY, by_day=True).items():
+        per_day.setdefault(str(day), {})[int(key)] = n["n"]
+    table = [[str(day), *_percentiles(per_day.get(str(day), {}))] for day in source.period.days]
     return Figure(
         key="latency",
         title="Answer latency per day (ms)",
@@ -325,37 +239,23 @@ def latency_figure(period: Period) -> Figure:
     )
 
 
-def latency_total_figure(period: Period) -> Figure:
-    found = _latency_rows(messages_in(period, Message.Sender.BOT), by_day=False)
-    row = found[0] if found else {"p50": None, "p95": None, "answers": 0}
-    table = [["whole period", round(row["p50"] or 0, 1), round(row["p95"] or 0, 1), row["answers"] or 0]]
+def latency_total_figure(source: Source) -> Figure:
+    tenths = {int(key): n["n"] for (_, key), n in source.counts(LATENCY, by_day=False).items()}
     return Figure(
         key="latency_total",
         title="Answer latency over the period (ms)",
         meaning="p50 and p95 of every reply in the period.",
         columns=["period", "p50 ms", "p95 ms", "replies"],
-        rows=table,
+        rows=[["whole period", *_percentiles(tenths)]],
     )
 
 
-def versions_figure(period: Period) -> Figure:
-    rows = (
-        messages_in(period, Message.Sender.BOT)
-        .filter(model_version__isnull=False)
-        .values("model_version_id", "model_version__encoder")
-        .annotate(first=Min("created_at"), last=Max("created_at"), replies=Count("id"))
-        .order_by("first")
-    )
-    table = [
-        [
-            f"v{r['model_version_id']} ({r['model_version__encoder']})",
-            r["replies"],
-            _minute(r["first"]),
-            _minute(r["last"]),
-        ]
-        for r in rows
-    ]
-    links = [reverse("admin:registry_modelversion_change", args=[r["model_version_id"]]) for r in rows]
+def versions_figure(source: Source) -> Figure:
+    counts = {int(key): n for (_, key), n in source.counts(VERSIONS, by_day=False).items()}
+    encoders = dict(ModelVersion.objects.filter(pk__in=counts).values_list("pk", "encoder"))  # gone: not counted
+    found = sorted(((pk, n) for pk, n in counts.items() if pk in encoders), key=lambda item: item[1]["first"])
+    table = [[f"v{pk} ({encoders[pk]})", n["replies"], _minute(n["first"]), _minute(n["last"])] for pk, n in found]
+    links = [reverse("admin:registry_modelversion_change", args=[pk]) for pk, _ in found]
     return Figure(
         key="versions",
         title="Model versions in service",
@@ -366,8 +266,8 @@ def versions_figure(period: Period) -> Figure:
     )
 
 
-def _minute(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+def _minute(moment: str) -> str:
+    return f"{dt.datetime.fromisoformat(moment).astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _series(table: list[list[Any]], names: list[str]) -> list[dict[str, Any]]:
@@ -388,8 +288,10 @@ FIGURES = {
 }
 
 
-def figures_compute(*, period: Period, only: str = "") -> list[Figure]:
-    figures = [build(period) for key, build in FIGURES.items() if not only or key == only]
+def figures_compute(*, period: Period, only: str = "", rollups: bool = True) -> list[Figure]:
+    """The period's figures; `rollups=False` reads every day from the messages (the rollups' own check)."""
+    source = source_open(period=period, rollups=rollups)
+    figures = [build(source) for key, build in FIGURES.items() if not only or key == only]
     markers = [{"day": row[2][:10], "label": row[0]} for row in figures_by_key(figures).get("versions", _NONE).rows]
     for figure in figures:
         if figure.chart and figure.chart["kind"] in ("line", "stacked"):

@@ -22,18 +22,18 @@ class Period:
 
     @property
     def start(self) -> dt.datetime:
-        return _midnight(self.first)
+        return midnight(self.first)
 
     @property
     def end(self) -> dt.datetime:
-        return _midnight(self.last + dt.timedelta(days=1))
+        return midnight(self.last + dt.timedelta(days=1))
 
     @property
     def days(self) -> list[dt.date]:
         return [self.first + dt.timedelta(days=n) for n in range((self.last - self.first).days + 1)]
 
 
-def _midnight(day: dt.date) -> dt.datetime:
+def midnight(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
