@@ -43,15 +43,17 @@ def test_it_allows_cycles_and_deleting_a_pair_removes_it_from_others_followups()
     assert QAPair.objects.filter(pk__in=[a.pk, c.pk]).count() == 2
 
 
-def test_an_answer_offers_its_followups_in_order_and_clicking_one_answers_it():
-    # given: a pair with two follow-ups, the second listed first, and an inactive one
+def test_an_answer_offers_its_followups_in_order_and_clicking_one_answers_it(django_capture_on_commit_callbacks):
+    # given: a pair with two follow-ups, the second listed first, and an inactive one (saved as a commit would:
+    # the workers' cache of pairs and follow-ups is renewed after commit)
     start = QAPair.objects.get(question="What is your return policy?")
-    first, second = pair("Ordered follow-up one"), pair("Ordered follow-up two")
-    hidden = QAPair.objects.create(question="Hidden follow-up", answer="x", is_active=False)
-    FollowUp.objects.filter(pair=start).delete()
-    FollowUp.objects.create(pair=start, followup=second, order=2)
-    FollowUp.objects.create(pair=start, followup=first, order=1)
-    FollowUp.objects.create(pair=start, followup=hidden, order=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = pair("Ordered follow-up one"), pair("Ordered follow-up two")
+        hidden = QAPair.objects.create(question="Hidden follow-up", answer="x", is_active=False)
+        FollowUp.objects.filter(pair=start).delete()
+        FollowUp.objects.create(pair=start, followup=second, order=2)
+        FollowUp.objects.create(pair=start, followup=first, order=1)
+        FollowUp.objects.create(pair=start, followup=hidden, order=0)
     conversation = Conversation.objects.create()
     # when: the customer picks the pair
     answer = ask(conversation, "m1", start.question, suggestion=start.pk)
