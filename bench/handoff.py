@@ -17,15 +17,21 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import RESULTS, bench_env, prepare, run, start_web, start_worker, stop  # noqa: E402
+from stack import ROOT, production_env, web_command, worker_command  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
 
 QUESTIONS = [
     "where is my parcel",
@@ -50,6 +56,71 @@ for i in range({n}):
     cookies.append(session.session_key)
 print(json.dumps(cookies))
 """
+
+
+def bench_env(args: argparse.Namespace) -> dict[str, str]:
+    return production_env(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        var_dir=os.environ.get("CHATBOT_VAR_DIR", "/tmp/chatbot-bench"),
+        secret="bench",
+        LOG_LEVEL="WARNING",
+        CHATBOT_CONSOLE_RATE_BURST="100000",
+        CHATBOT_CONSOLE_RATE_PER_SECOND="100000",
+    )
+
+
+def run(cmd: list[str], env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def prepare(env: dict[str, str], args: argparse.Namespace) -> None:
+    """The benchmark database (made once, migrated, demo data with a trained model) and an empty Redis db."""
+    name = args.database_url.rsplit("/", 1)[1]
+    admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    query = f"SELECT 1 FROM pg_database WHERE datname='{name}'"
+    if not run(["psql", admin, "-tAc", query], env, capture_output=True, text=True).stdout.strip():
+        run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], env)
+    run([sys.executable, "-c", f"import redis; redis.Redis.from_url({args.redis_url!r}).flushdb()"], env)
+    run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
+    run([sys.executable, "manage.py", "load_demo", "-v0"], env)
+
+
+def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
+    web = subprocess.Popen(
+        web_command(port), cwd=ROOT, env=env, stdout=open(RESULTS / "web.log", "ab"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return web
+        except urllib.error.HTTPError:  # 503 before a worker reports: daphne is up
+            return web
+        except OSError:
+            if time.monotonic() > deadline:
+                stop(web)
+                raise RuntimeError("daphne did not answer /healthz") from None
+            time.sleep(0.5)
+
+
+def start_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        worker_command("bench-handoff", concurrency=concurrency, loglevel="WARNING"),
+        cwd=ROOT,
+        env=env,
+        stdout=open(RESULTS / "worker.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -211,7 +282,6 @@ async def scenario(args: argparse.Namespace, cookies: list[str]) -> dict:
 def main(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = bench_env(args)
-    env.update(CHATBOT_CONSOLE_RATE_BURST="100000", CHATBOT_CONSOLE_RATE_PER_SECOND="100000")
     prepare(env, args)
     code = MAKE_OPERATORS.format(n=args.operators)
     cookies = json.loads(run([sys.executable, "-c", code], env, capture_output=True, text=True).stdout)
@@ -219,7 +289,7 @@ def main(args: argparse.Namespace) -> None:
     args.console_url = f"ws://127.0.0.1:{args.port}/ws/console/"
     args.origin = f"http://127.0.0.1:{args.port}"
     web = start_web(env, args.port)
-    worker = start_worker(env, noop=False, concurrency=args.workers)
+    worker = start_worker(env, concurrency=args.workers)
     try:
         time.sleep(5)  # the worker loads the model
         result = asyncio.run(scenario(args, cookies))
