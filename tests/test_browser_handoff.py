@@ -12,8 +12,9 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
-from chatbot.console.models import Handoff, SuggestedPair, Ticket
+from chatbot.console.models import Handoff, Ticket
 from chatbot.conversations.models import Message
+from chatbot.review.models import ReviewItem
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -149,9 +150,10 @@ def test_a_customer_asks_for_a_person_and_an_operator_takes_over(browser, stack)
     expect(chat.locator(".rating-done")).to_be_visible(timeout=10000)
     handoff = Handoff.objects.get(conversation_id=asked.conversation_id)
     assert (handoff.outcome, handoff.rating, handoff.rated_operator_id) == ("resolved", 5, operator.pk)
-    # and: the operator's answer waits in review as a suggested pair
-    suggestion = SuggestedPair.objects.get(question_message=asked)
-    assert suggestion.answer == "Sorry about that! A replacement ships today."
+    # and: the operator's answer waits in the review queue as a suggested pair
+    suggestion = ReviewItem.objects.get(message=asked)
+    assert suggestion.kind == "suggested" and suggestion.needs_review
+    assert suggestion.operator_answer.text == "Sorry about that! A replacement ships today."
 
 
 def test_with_nobody_available_the_customer_leaves_a_message_that_becomes_a_ticket(browser, stack):
@@ -236,18 +238,25 @@ def test_an_operators_answer_accepted_in_review_teaches_the_bot_a_paraphrase(sta
         chat.send(json.dumps({"type": "message", "id": "e1", "text": ENGRAVE_Q}))
         wait_for(lambda: Message.objects.filter(conversation_id=conversation, client_id="e1").exists(), "stored")
         desk.send(json.dumps({"type": "reply", "conversation": conversation, "text": ENGRAVE_A}))
-        wait_for(lambda: SuggestedPair.objects.filter(question=ENGRAVE_Q).exists(), "no suggested pair")
+        wait_for(lambda: ReviewItem.objects.filter(question=ENGRAVE_Q, kind="suggested").exists(), "no suggested pair")
         desk.send(f'{{"type": "end", "conversation": {conversation}, "to": "bot"}}')
         chat.close()
 
-    # when: a reviewer accepts it in the admin (editing the category), and the model is retrained
-    suggestion = SuggestedPair.objects.get(question=ENGRAVE_Q)
+    # when: a reviewer finds it in the review queue with the operator's words, accepts it (editing the category),
+    # and the model is retrained
+    suggestion = ReviewItem.objects.get(question=ENGRAVE_Q, kind="suggested")
     admin = Client()
     admin.force_login(User.objects.create_superuser(username=f"admin-{uuid.uuid4().hex[:6]}", password="x-unused-1"))
+    queue = admin.get("/admin/review/reviewitem/?kind=suggested").content.decode()
+    assert ENGRAVE_Q in queue and ENGRAVE_A in queue and "suggested pair" in queue
+    offered = admin.post(
+        "/admin/review/reviewitem/", {"action": "create_pair", "_selected_action": [suggestion.pk]}
+    ).content.decode()
+    assert ENGRAVE_A in offered  # the form starts from the operator's answer
     response = admin.post(
-        "/admin/console/suggestedpair/",
+        "/admin/review/reviewitem/",
         {
-            "action": "accept",
+            "action": "create_pair",
             "_selected_action": [suggestion.pk],
             "apply": "1",
             "question": ENGRAVE_Q,
@@ -258,7 +267,7 @@ def test_an_operators_answer_accepted_in_review_teaches_the_bot_a_paraphrase(sta
     )
     assert response.status_code == 302, response.content[:2000]
     suggestion.refresh_from_db()
-    assert suggestion.status == "accepted" and suggestion.pair.answer == ENGRAVE_A
+    assert suggestion.status == "new_pair" and suggestion.pair.answer == ENGRAVE_A
     call_command("retrain", wait=True, timeout=900)
     new = ModelVersion.objects.get(is_active=True)
     assert new != before

@@ -16,10 +16,11 @@ from django.test import Client
 
 from chatbot.asgi import application
 from chatbot.console import presence, services
-from chatbot.console.models import Handoff, SuggestedPair, Ticket
+from chatbot.console.models import Handoff, Ticket
 from chatbot.conversations import services as conversation_services
 from chatbot.conversations.answering import message_answer
 from chatbot.conversations.models import Conversation, Message
+from chatbot.review.models import ReviewItem
 from tests.e2e import UNANSWERABLE
 
 pytestmark = pytest.mark.usefixtures("committed_db")
@@ -309,8 +310,9 @@ async def test_an_operator_takes_over_and_the_bot_is_muted(operator, monkeypatch
     assert (await until(desk, "sent"))["reply_to"] == "r1"
 
     # then: the operator's answer is a suggested pair for review
-    suggestion = await database_sync_to_async(SuggestedPair.objects.get)(answer_message_id=said["id"])
-    assert suggestion.question == "My parcel arrived broken" and suggestion.status == "pending"
+    suggestion = await database_sync_to_async(ReviewItem.objects.get)(operator_answer_id=said["id"])
+    assert (suggestion.kind, suggestion.text, suggestion.status) == ("suggested", "My parcel arrived broken", "pending")
+    assert suggestion.needs_review
 
     # when: the customer reloads; then: the thread and the status are back
     await chat.disconnect()

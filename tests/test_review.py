@@ -16,6 +16,7 @@ from chatbot.registry.dataset import dataset_build
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.review.models import ReviewItem
 from chatbot.review.queue import review_queue_sync
+from chatbot.review.services import review_suggestion_add
 from tests.e2e import UNANSWERABLE
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +130,90 @@ def test_it_creates_a_pair_from_messages_marks_out_of_scope_and_ignores(operator
     assert OutOfScopeExample.objects.get(text=off.text).source == "log"
     assert item(off).status == ReviewItem.Status.OUT_OF_SCOPE and item(noise).status == ReviewItem.Status.IGNORED
     assert not ReviewItem.objects.filter(status=ReviewItem.Status.PENDING, message__in=[new, alt, off, noise]).exists()
+
+
+def person_answered(*questions: str, answer: str, conversation: Conversation | None = None) -> Message:
+    """A conversation a person holds, as the console stores it: the customer's messages, then the operator's reply."""
+    conversation = conversation or Conversation.objects.create()
+    for n, text in enumerate(questions):
+        Message.objects.create(
+            conversation=conversation, sender="customer", text=text, client_id=f"p{n}-{text[:20]}", for_person=True
+        )
+    person, _ = User.objects.get_or_create(username="ada", defaults={"first_name": "Ada", "is_staff": True})
+    return Message.objects.create(conversation=conversation, sender="operator", operator=person, text=answer)
+
+
+def test_an_operators_answer_is_a_suggested_pair_grouped_with_similar_questions_and_accepted_edited(operator):
+    # given: a person answered a question the bot could not, and another customer asked the same of the bot
+    reply = person_answered("can I change the delivery address after ordering", answer="Yes, until it ships.")
+    suggested = review_suggestion_add(operator_message_id=reply.pk)
+    similar = asked("can I change my delivery address after I ordered", helpful=False)
+    # when: a worker syncs the queue
+    review_queue_sync()
+    # then: one group, the person's answer shown with it, ranked with the unanswered
+    suggested.refresh_from_db()
+    assert (suggested.kind, suggested.needs_review, suggested.status) == ("suggested", True, "pending")
+    assert suggested.cluster == item(similar).cluster == suggested.message_id and suggested.cluster_size == 2
+    assert suggested.priority >= 2.0
+    group = operator.get(reverse(QUEUE) + f"?cluster={suggested.cluster}").content.decode()
+    assert similar.text in group and suggested.text in group and "Yes, until it ships." in group
+    assert "suggested pair" in group and "Ada" in group
+    # when: accept: the form starts from the person's answer, the reviewer edits it
+    ids = [suggested.pk, item(similar).pk]
+    form = operator.post(reverse(QUEUE), {"action": "create_pair", "_selected_action": ids}).content.decode()
+    assert "Yes, until it ships.</textarea>" in form and suggested.text in form
+    done = operator.post(
+        reverse(QUEUE),
+        {
+            "action": "create_pair",
+            "_selected_action": ids,
+            "apply": "1",
+            "question": suggested.text,
+            "answer": "Yes, until it ships: change it under My orders.",
+            "language": "en",
+            "category": "orders",
+        },
+    )
+    # then: a new pair with the edited answer, the similar question as its alternate
+    assert done.status_code == 302
+    pair = QAPair.objects.get(question=suggested.text)
+    assert pair.answer == "Yes, until it ships: change it under My orders."
+    assert list(pair.alternates.values_list("text", flat=True)) == [similar.text]
+    assert {i.status for i in ReviewItem.objects.filter(pk__in=ids)} == {ReviewItem.Status.NEW_PAIR}
+
+
+def test_a_suggested_pair_is_attached_or_dismissed_and_only_undecided_questions_take_a_persons_answer(operator):
+    # given: two messages answered at once; a question the bot had answered before the hand-off
+    attach = review_suggestion_add(
+        operator_message_id=person_answered("hi", "my parcel never came", answer="It is on its way.").pk
+    )
+    earlier = asked("the gift wrap was torn", helpful=False)
+    review_queue_sync()
+    dismiss = review_suggestion_add(
+        operator_message_id=person_answered(answer="Sorry, we will refund it.", conversation=earlier.conversation).pk
+    )
+    pair = QAPair.objects.get(question="Where is my order?")
+    # when
+    operator.post(
+        reverse(QUEUE), {"action": "attach_to_pair", "_selected_action": [attach.pk], "apply": "1", "pair": pair.pk}
+    )
+    operator.post(reverse(QUEUE), {"action": "ignore", "_selected_action": [dismiss.pk]})
+    # then: the customer's words together are the question; the earlier item now carries the person's answer
+    attach.refresh_from_db()
+    assert attach.text == "hi my parcel never came" and attach.status == ReviewItem.Status.ATTACHED
+    assert pair.alternates.filter(text="hi my parcel never came", source="log").exists()
+    assert dismiss.pk == item(earlier).pk and item(earlier).status == ReviewItem.Status.IGNORED
+    assert item(earlier).operator_answer.text == "Sorry, we will refund it."
+    assert not QAPair.objects.filter(answer__startswith="Sorry, we will refund").exists()
+    # and: a later reply to nothing new, or to a decided question, suggests nothing
+    again = person_answered(answer="Anything else?", conversation=earlier.conversation)
+    assert review_suggestion_add(operator_message_id=again.pk) is None
+    later = Message.objects.create(conversation=earlier.conversation, sender="customer", text="ok", client_id="x")
+    ReviewItem.objects.create(message=later, status=ReviewItem.Status.IGNORED)
+    assert (
+        review_suggestion_add(operator_message_id=person_answered(answer="Bye", conversation=earlier.conversation).pk)
+        is None
+    )
 
 
 def test_opening_the_queue_runs_no_model_and_asks_a_worker_for_one_refresh(operator, settings):

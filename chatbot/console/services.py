@@ -357,10 +357,10 @@ def operator_reply(*, conversation_id: int, user: Any, text: str) -> Message:
 
 
 def _suggest(message_id: int) -> None:
-    from chatbot.console.suggestions import suggestion_from_reply
+    from chatbot.review.services import review_suggestion_add
 
     try:
-        suggestion_from_reply(operator_message_id=message_id)
+        review_suggestion_add(operator_message_id=message_id)
     except Exception:  # a suggestion is never worth losing the reply over
         logger.exception("operator reply %s: no suggested pair", message_id)
 

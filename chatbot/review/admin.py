@@ -71,6 +71,7 @@ class StatusFilter(admin.SimpleListFilter):
 class ReviewItemAdmin(admin.ModelAdmin):
     list_display = (
         "message_text",
+        "operator_reply",
         "reasons",
         "priority",
         "confidence_display",
@@ -80,9 +81,9 @@ class ReviewItemAdmin(admin.ModelAdmin):
         "asked_at",
         "status",
     )
-    list_filter = (StatusFilter, ReasonFilter)
-    search_fields = ("message__text",)
-    list_select_related = ("message__reply", "message__conversation", "pair")
+    list_filter = (StatusFilter, "kind", ReasonFilter)
+    search_fields = ("message__text", "question", "operator_answer__text")
+    list_select_related = ("message__reply", "message__conversation", "operator_answer__operator", "pair")
     actions = ["attach_to_pair", "create_pair", "mark_out_of_scope", "ignore"]
     list_per_page = 50
 
@@ -105,11 +106,21 @@ class ReviewItemAdmin(admin.ModelAdmin):
 
     @admin.display(description="message", ordering="message__text")
     def message_text(self, item: ReviewItem) -> str:
-        return item.message.text
+        return item.text
+
+    @admin.display(description="a person's answer")
+    def operator_reply(self, item: ReviewItem) -> str:
+        answer = item.operator_answer
+        if answer is None:
+            return ""
+        name = answer.operator.get_full_name() or answer.operator.get_username() if answer.operator else ""
+        return format_html('{} <small class="review-reason">{}</small>', answer.text, name)
 
     @admin.display(description="why")
     def reasons(self, item: ReviewItem) -> str:
         names = [label for field, label in REASONS.items() if getattr(item, field)]
+        if item.kind == ReviewItem.Kind.SUGGESTED:
+            names.insert(0, "suggested pair")
         if item.cluster_size >= 3:
             names.append(f"asked {item.cluster_size}×")
         return format_html_join(" ", '<span class="review-reason">{}</span>', ((name,) for name in names))
@@ -149,7 +160,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": title,
-            "items": queryset.select_related("message"),
+            "items": queryset.select_related("message", "operator_answer"),
             "form": form,
             "action": action,
             "opts": self.model._meta,
@@ -175,14 +186,9 @@ class ReviewItemAdmin(admin.ModelAdmin):
             return None
         return self._intermediate(request, queryset, "attach_to_pair", "Attach to a Q&A pair", form)
 
-    @admin.action(description="Create a new Q&A pair from the messages", permissions=["change"])
+    @admin.action(description="Create a new Q&A pair (accepts a suggested pair; edit first)", permissions=["change"])
     def create_pair(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
-        first = queryset.select_related("message").order_by("message_id").first()
-        text = first.message.text[:500] if first else ""
-        form = NewPairForm(
-            request.POST if "apply" in request.POST else None,
-            initial={"question": text, "language": detect_language(text)},
-        )
+        form = NewPairForm(request.POST if "apply" in request.POST else None, initial=_new_pair_initial(queryset))
         if "apply" in request.POST and form.is_valid():
             data = form.cleaned_data
             pair = review_new_pair(
@@ -204,10 +210,24 @@ class ReviewItemAdmin(admin.ModelAdmin):
         count = review_out_of_scope(items=list(queryset.select_related("message")), user=request.user)
         self.message_user(request, f"{count} message(s) marked out of scope.")
 
-    @admin.action(description="Ignore (teaches nothing)", permissions=["change"])
+    @admin.action(description="Ignore or dismiss (teaches nothing)", permissions=["change"])
     def ignore(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = review_ignore(items=list(queryset), user=request.user)
         self.message_user(request, f"{count} message(s) ignored.", messages.INFO)
+
+
+def _new_pair_initial(queryset: QuerySet) -> dict[str, str]:
+    """The first message's words; with a person's answer to start from when the group has one."""
+    items = list(queryset.select_related("message", "operator_answer").order_by("message_id"))
+    if not items:
+        return {}
+    suggested = next((item for item in items if item.operator_answer is not None), None)
+    first = suggested or items[0]
+    text = " ".join(first.text.split())[:500]
+    initial = {"question": text, "language": detect_language(text)}
+    if suggested is not None and suggested.operator_answer is not None:
+        initial["answer"] = suggested.operator_answer.text
+    return initial
 
 
 def _most_likely_pair(queryset: QuerySet) -> int | None:

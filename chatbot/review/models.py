@@ -5,8 +5,14 @@ from django.db import models
 class ReviewItem(models.Model):
     """A logged customer message that may need a human label, with why, and what the operator decided.
 
-    Only messages an operator decided on ever become training data.
+    A *suggested pair* is a customer's question that a person answered in the console: it carries the operator's
+    reply (`operator_answer`), to accept as a new pair (edited first), attach to a pair, or dismiss. Only messages
+    an operator decided on ever become training data.
     """
+
+    class Kind(models.TextChoices):
+        QUESTION = "question", "Customer question"
+        SUGGESTED = "suggested", "Suggested pair (an operator's answer)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "To review"
@@ -16,6 +22,18 @@ class ReviewItem(models.Model):
         IGNORED = "ignored", "Ignored"
 
     message = models.OneToOneField("conversations.Message", on_delete=models.CASCADE, related_name="review")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.QUESTION, db_index=True)
+    question = models.CharField(
+        max_length=500, blank=True, help_text="The customer's words answered by the operator (blank: the message)."
+    )
+    operator_answer = models.OneToOneField(
+        "conversations.Message",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="suggestion",
+        help_text="The operator's reply, for a suggested pair.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     needs_review = models.BooleanField(default=False, db_index=True)
     priority = models.FloatField(default=0.0, db_index=True)
@@ -38,4 +56,9 @@ class ReviewItem(models.Model):
         ordering = ["-priority", "-message_id"]
 
     def __str__(self) -> str:
-        return self.message.text[:80]
+        return self.text[:80]
+
+    @property
+    def text(self) -> str:
+        """The question to label: what the customer asked (all their messages an operator answered at once)."""
+        return self.question or self.message.text

@@ -31,9 +31,11 @@ def review_flags(reply: Message | None) -> dict[str, Any]:
 
 
 def review_priority(item: ReviewItem) -> float:
-    """How much a label would help: feedback and unanswered first, then uncertainty, then how often it is asked."""
+    """How much a label would help: feedback, unanswered and a person's answer first, then uncertainty, then how
+    often it is asked. A suggested pair ranks with the unanswered: the bot could not answer it, a person did."""
     confidence = item.confidence if item.confidence is not None else 0.0
-    score = 3.0 * item.negative_feedback + 2.0 * item.no_answer + item.low_confidence + item.near_tie
+    suggested = item.kind == ReviewItem.Kind.SUGGESTED
+    score = 3.0 * item.negative_feedback + 2.0 * (item.no_answer or suggested) + item.low_confidence + item.near_tie
     return round(score + (1.0 - confidence) + math.log2(max(1, item.cluster_size)), 3)
 
 
@@ -89,7 +91,7 @@ def _cluster_and_rank() -> None:
         leaders = list(range(len(items)))
     else:
         leaders = clusters_greedy(
-            loaded.model.embed([item.message.text for item in items]), settings.CHATBOT_REVIEW_CLUSTER_SIMILARITY
+            loaded.model.embed([item.text for item in items]), settings.CHATBOT_REVIEW_CLUSTER_SIMILARITY
         )
     sizes: dict[int, int] = {}
     for leader in leaders:

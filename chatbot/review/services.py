@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chatbot.celery import app as celery_app
+from chatbot.conversations.models import Message
 from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample, QAPair
 from chatbot.knowledge.text import detect_language
 from chatbot.redis_client import redis_client, redis_key
@@ -53,7 +54,52 @@ def _decide(items: Iterable[ReviewItem], status: str, user: Any, pair: QAPair | 
 
 
 def _question(item: ReviewItem) -> str:
-    return " ".join(item.message.text.split())[:TEXT_LIMIT]
+    return " ".join(item.text.split())[:TEXT_LIMIT]
+
+
+def review_suggestion_add(*, operator_message_id: int) -> ReviewItem | None:
+    """An operator's reply becomes a suggested pair: the customer's messages since the operator last spoke, with
+    the reply, queued for review on the last of those messages (grouped with similar questions by the next sync).
+
+    None when the reply answers no customer message, or when that message was already decided on in review."""
+    answer = Message.objects.get(pk=operator_message_id, sender=Message.Sender.OPERATOR)
+    asked = _answered_by(answer)
+    if not asked:
+        return None
+    question = " ".join(" ".join(m.text for m in asked).split())[:TEXT_LIMIT]
+    fields = {
+        "kind": ReviewItem.Kind.SUGGESTED,
+        "question": question,
+        "operator_answer": answer,
+        "needs_review": True,
+        "status": ReviewItem.Status.PENDING,
+    }
+    with transaction.atomic():
+        # The question may already be an item (the bot answered it before the hand-off): a person's answer to
+        # it is the better label, unless a reviewer has already decided.
+        item, created = ReviewItem.objects.select_for_update().get_or_create(message=asked[-1], defaults=fields)
+        if not created:
+            if item.status != ReviewItem.Status.PENDING:
+                return None
+            for name, value in fields.items():
+                setattr(item, name, value)
+            item.save(update_fields=list(fields))
+    transaction.on_commit(review_queue_refresh)
+    return item
+
+
+def _answered_by(answer: Message) -> list[Message]:
+    previous = (
+        Message.objects.filter(conversation_id=answer.conversation_id, sender=Message.Sender.OPERATOR, id__lt=answer.pk)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    ) or 0
+    return list(
+        Message.objects.filter(
+            conversation_id=answer.conversation_id, sender=Message.Sender.CUSTOMER, id__gt=previous, id__lt=answer.pk
+        ).order_by("id")
+    )
 
 
 @transaction.atomic
@@ -98,5 +144,5 @@ def review_out_of_scope(*, items: list[ReviewItem], user: Any) -> int:
 
 
 def review_ignore(*, items: list[ReviewItem], user: Any) -> int:
-    """Reviewed, and teaches nothing."""
+    """Reviewed (or a suggested pair dismissed), and teaches nothing."""
     return _decide(items, ReviewItem.Status.IGNORED, user)
