@@ -143,7 +143,7 @@ def test_a_customer_asks_for_a_person_and_an_operator_takes_over(browser, stack)
 
     # when: the operator closes it; then: the customer rates it
     desk.click(".end-closed")
-    expect(chat.locator("#handoff-status")).to_contain_text("has left the conversation", timeout=10000)
+    expect(chat.locator("#handoff-status")).to_contain_text("has closed this conversation", timeout=10000)
     chat.locator(".rating .star[data-score='5']").click()
     chat.fill(".rating-comment", "Quick and kind")
     chat.click(".rating-send")

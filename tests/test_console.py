@@ -343,6 +343,69 @@ async def test_an_operator_takes_over_and_the_bot_is_muted(operator, monkeypatch
             break
         await asyncio.sleep(0.05)
     assert len(enqueued) == 1
+    handed_back = await database_sync_to_async(Message.objects.get)(pk=enqueued[0])
+    assert handed_back.conversation_id == conversation_id  # handed back: the same thread goes on with the bot
+    await chat.disconnect()
+    await desk.disconnect()
+
+
+async def test_closing_is_not_handing_back_the_next_message_starts_a_new_conversation(operator, monkeypatch):
+    enqueued = []
+    real = conversation_services.answer_enqueue
+    monkeypatch.setattr(
+        conversation_services, "answer_enqueue", lambda message_id: (enqueued.append(message_id), real(message_id))
+    )
+    # given: an operator holds a conversation and has answered
+    desk, _ = await console(operator)
+    chat, welcome, conversation_id = await waiting_customer()
+    await desk.send_json_to({"type": "claim", "conversation": conversation_id})
+    await until(chat, "handoff", status="joined")
+    await chat.send_json_to({"type": "message", "id": "q1", "text": "My parcel arrived broken"})
+    await until(desk, "customer_message", conversation=conversation_id)
+    await desk.send_json_to({"type": "reply", "conversation": conversation_id, "text": "A new one ships today."})
+    await until(chat, "agent_message")
+
+    # when: the operator closes it
+    await desk.send_json_to({"type": "end", "conversation": conversation_id, "to": "closed"})
+    # then: the customer is told it is closed and asked for a rating, which goes to the closed conversation
+    ended = await until(chat, "handoff", status="ended")
+    assert (ended["to"], ended["rate"], ended["agent"]) == ("closed", True, "Ada")
+    await chat.send_json_to({"type": "rating", "id": "r1", "score": 4})
+    await until(chat, "rating")
+    handoff = await database_sync_to_async(Handoff.objects.get)(conversation_id=conversation_id)
+    assert (handoff.outcome, handoff.ended_to, handoff.rating) == ("resolved", "closed", 4)
+
+    # when: the customer reloads the closed conversation; then: its thread is shown, with no hand-off status
+    await chat.disconnect()
+    chat, again = await customer(welcome["conversation"])
+    assert again["resumed"] is True and any(turn["role"] == "agent" for turn in again["history"])
+
+    # when: the customer writes again; then: a new conversation starts, and the bot answers it
+    await chat.send_json_to({"type": "message", "id": "q2", "text": "where is my order"})
+    fresh = await until(chat, "welcome")
+    assert (fresh["resumed"], fresh["history"], fresh["after"]) == (False, [], "closed")
+    assert fresh["conversation"] != welcome["conversation"]
+    for _ in range(100):
+        if enqueued:
+            break
+        await asyncio.sleep(0.05)
+    assert len(enqueued) == 1
+    asked = await database_sync_to_async(Message.objects.select_related("conversation").get)(pk=enqueued[0])
+    assert asked.conversation.token == fresh["conversation"] and asked.conversation.owner == "bot"
+    assert not asked.for_person
+    # and: the closed conversation and its record are unchanged; a second message stays in the new one
+    assert not await database_sync_to_async(
+        Message.objects.filter(conversation_id=conversation_id, client_id="q2").exists
+    )()
+    handoff = await database_sync_to_async(Handoff.objects.get)(conversation_id=conversation_id)
+    assert (handoff.outcome, handoff.ended_to) == ("resolved", "closed")
+    await chat.send_json_to({"type": "message", "id": "q3", "text": "and how do returns work"})
+    for _ in range(100):
+        if len(enqueued) == 2:
+            break
+        await asyncio.sleep(0.05)
+    later = await database_sync_to_async(Message.objects.get)(pk=enqueued[1])
+    assert later.conversation_id == asked.conversation_id
     await chat.disconnect()
     await desk.disconnect()
 

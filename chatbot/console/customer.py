@@ -22,6 +22,8 @@ from chatbot.conversations.protocol import ErrorCode
 
 logger = logging.getLogger(__name__)
 FRAMES = {"handoff_request", "leave_message", "rating", "typing"}
+# Those that begin something new: after an operator closed the conversation, they start a new one.
+STARTING = {"handoff_request", "leave_message"}
 # Operators' frames: a customer socket sending one is refused (and logged), never obeyed.
 CONSOLE_FRAMES = {"claim", "open", "reply", "end", "transfer", "status", "note", "search", "tickets", "ticket_done"}
 PHONE = re.compile(r"\+?[0-9][0-9 ().\-]{4,22}")
@@ -156,7 +158,8 @@ async def _typing(consumer: Any, frame: dict[str, Any], reply_to: str | None) ->
 
 
 def _status_on_connect(conversation_id: int) -> dict[str, Any] | None:
-    """A returning customer's hand-off status; operator messages they had not received are in the history."""
+    """A returning customer's hand-off status; operator messages they had not received are in the history.
+    A conversation an operator closed: `{"closed": True}` (nothing to show; the next message starts anew)."""
     from chatbot.conversations.models import Conversation
 
     conversation = Conversation.objects.select_related("operator").get(pk=conversation_id)
@@ -166,14 +169,16 @@ def _status_on_connect(conversation_id: int) -> dict[str, Any] | None:
         conversation_id=conversation_id, sender=Message.Sender.OPERATOR, delivered_at__isnull=True
     ).update(delivered_at=timezone.now())
     if conversation.owner == Conversation.Owner.BOT:
-        return None
+        return {"closed": True} if services.conversation_closed(conversation_id=conversation_id) else None
     return services.customer_status(conversation=conversation)
 
 
 async def customer_welcome(consumer: Any) -> None:
     """After the welcome frame: where the conversation stands (waiting, with a person)."""
     frame = await _run(_status_on_connect, conversation_id=consumer.conversation.pk)
-    if frame:
+    if frame and frame.get("closed"):
+        consumer.closed = True
+    elif frame:
         await consumer.send_json(frame)
         if frame["status"] == "waiting":
             await _track_waiting(consumer)
@@ -181,7 +186,10 @@ async def customer_welcome(consumer: Any) -> None:
 
 async def customer_deliver(consumer: Any, event: dict[str, Any]) -> None:
     """A frame for the customer from the console side (status, an operator's words, typing)."""
-    await consumer.send_json(event["frame"])
+    frame = event["frame"]
+    await consumer.send_json(frame)
+    if frame.get("type") == "handoff" and frame.get("status") == "ended" and frame.get("to") == "closed":
+        consumer.closed = True
     if event.get("deliver"):
         from chatbot.conversations.services import answers_mark_delivered
 

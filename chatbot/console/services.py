@@ -366,7 +366,9 @@ def _suggest(message_id: int) -> None:
 
 
 def conversation_end(*, conversation_id: int, user: Any, to: str) -> Conversation:
-    """The operator hands the conversation back to the bot or closes it; the customer is asked for a rating."""
+    """The operator hands the conversation back to the bot (`to: bot`: the thread goes on with the bot) or
+    closes it (`to: closed`: the customer's next message starts a new conversation, answered by the bot, and
+    this one keeps its transcript). Either way the customer is asked for a rating and the hand-off is resolved."""
     if to not in ("bot", "closed"):
         raise ConsoleError("bad_request", "'to' must be 'bot' or 'closed'.")
     with transaction.atomic():
@@ -380,6 +382,12 @@ def conversation_end(*, conversation_id: int, user: Any, to: str) -> Conversatio
         console_send(operator_group(user.pk), {"type": "ended", "conversation": conversation_id, "to": to})
     logger.info("conversation %s ended by operator %s (%s)", conversation_id, user.pk, to)
     return conversation
+
+
+def conversation_closed(*, conversation_id: int) -> bool:
+    """Whether the last hand-off of this conversation ended with the operator closing it (not handing back)."""
+    last = Handoff.objects.filter(conversation_id=conversation_id).order_by("-requested_at", "-pk").first()
+    return last is not None and last.ended_to == "closed"
 
 
 def _to_bot(conversation: Conversation) -> None:

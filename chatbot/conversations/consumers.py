@@ -40,6 +40,7 @@ _REFUSED = {
 class ChatConsumer(AsyncWebsocketConsumer):
     address, idle_timer, group, renewed_at = "", None, "", 0.0
     conversation: Conversation | None = None  # written with the first message (a connect writes nothing)
+    closed = False  # an operator closed the conversation: the next message starts a new one
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Whatever ends this connection (a disconnect, a crash, a cancellation), its place in the per-address
@@ -111,12 +112,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _catch_up(conversation: Conversation) -> tuple[list[Turn], list[AnswerFrame]]:
         return services.conversation_history(conversation), services.conversation_undelivered(conversation)
 
-    async def _conversation_for(self, *, text: str) -> Conversation:
-        """This socket's conversation, written now if the token was only reserved (`text`: its first words)."""
+    async def _conversation_for(self, *, text: str, after_close_new: bool = True) -> Conversation:
+        """This socket's conversation, written now if the token was only reserved (`text`: its first words).
+        After an operator closed it, a new one (`after_close_new`; a rating still goes to the closed one)."""
+        if self.closed and after_close_new:
+            await self._start_over()
         if self.conversation is None:
             self.conversation = await db_async(services.conversation_start)(token=self.token, text=text)
             await self._join(self.conversation)
         return self.conversation
+
+    async def _start_over(self) -> None:
+        """After an operator closed the conversation: a new token, written with this message; the page is told
+        with a fresh `welcome` (not resumed, no history). The closed conversation keeps its transcript."""
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.conversation, self.token, self.closed = None, new_token(), False
+        await self.send_json(
+            {
+                "type": "welcome",
+                "conversation": self.token,
+                "resumed": False,
+                "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS,
+                "history": [],
+                "after": "closed",
+            }
+        )
 
     async def _join(self, conversation: Conversation) -> None:
         self.group = services.conversation_group(conversation.pk)
@@ -169,7 +189,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif frame.get("type") == "feedback":
                 await self._on_feedback(frame)
             elif frame.get("type") in handoff.FRAMES | handoff.CONSOLE_FRAMES:
-                await self._conversation_for(text="")  # asking for a person before writing anything starts one
+                # asking for a person before writing anything starts one
+                await self._conversation_for(text="", after_close_new=frame.get("type") in handoff.STARTING)
                 await handoff.customer_frame(self, frame)
             else:
                 raise FrameError(

@@ -23,6 +23,7 @@
       joined: '{agent} from our team has joined the conversation.',
       person: 'person',
       ended: '{agent} has left the conversation. The assistant answers again.',
+      endedClosed: '{agent} has closed this conversation. Write again to start a new one with the assistant.',
       agentLeft: 'The person helping you had to leave; you are back in the queue.',
       busy: 'Nobody from our team is available right now.',
       closed: 'Our team is away right now; people are back {when}.',
@@ -50,6 +51,7 @@
       joined: '客服 {agent} 已加入对话。',
       person: '人工',
       ended: '{agent} 已离开对话，智能助手将继续为您服务。',
+      endedClosed: '{agent} 已结束本次对话。如需帮助，请再次发送消息，将开始新的对话。',
       agentLeft: '为您服务的客服需要离开，您已重新排队。',
       busy: '目前没有客服人员在线。',
       closed: '我们的客服人员现在不在线，服务时间将于 {when} 恢复。',
@@ -116,7 +118,7 @@
     } else if (s === 'unavailable') {
       bar.append(el('span', null, unavailableText()));
     } else if (s === 'ended') {
-      bar.append(el('span', null, t('ended', { agent })));
+      bar.append(el('span', null, t(status.to === 'closed' ? 'endedClosed' : 'ended', { agent })));
     }
   }
 
@@ -137,7 +139,7 @@
     if (f.status === 'joined' && previous !== 'joined') note('joined', { agent });
     if (f.status === 'waiting' && f.agent_left) note('agentLeft');
     if (f.status === 'unavailable' || (f.status === 'waiting' && f.leave_message)) offerMessage(f.status === 'waiting');
-    if (f.status === 'ended') { note('ended', { agent }); if (f.rate) offerRating(); }
+    if (f.status === 'ended') { note(f.to === 'closed' ? 'endedClosed' : 'ended', { agent }); if (f.rate) offerRating(); }
     chat.announce(bar.textContent);
   });
 
