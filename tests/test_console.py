@@ -268,12 +268,26 @@ async def test_outside_business_hours_the_customer_is_told_when_people_are_back(
 # --- a person takes over ---------------------------------------------------------------
 
 
-async def test_an_operator_takes_over_and_the_bot_is_muted(operator, monkeypatch):
-    enqueued = []
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:  # noqa: ANN001
+    """The ids of the customer messages sent to the bot (the answer task is still queued for real)."""
+    ids: list[int] = []
     real = conversation_services.answer_enqueue
     monkeypatch.setattr(
-        conversation_services, "answer_enqueue", lambda message_id: (enqueued.append(message_id), real(message_id))
+        conversation_services, "answer_enqueue", lambda message_id: (ids.append(message_id), real(message_id))
     )
+    return ids
+
+
+async def until_enqueued(enqueued: list[int], count: int) -> None:
+    for _ in range(100):
+        if len(enqueued) >= count:
+            break
+        await asyncio.sleep(0.05)
+    assert len(enqueued) == count
+
+
+async def test_an_operator_takes_over_and_the_bot_is_muted(operator, enqueued):
     # given: an available operator, and a customer who asks for a person
     desk, _ = await console(operator)
     chat, welcome, conversation_id = await waiting_customer()
@@ -338,23 +352,14 @@ async def test_an_operator_takes_over_and_the_bot_is_muted(operator, monkeypatch
 
     # and: the bot answers again
     await chat.send_json_to({"type": "message", "id": "q2", "text": "where is my order"})
-    for _ in range(100):
-        if enqueued:
-            break
-        await asyncio.sleep(0.05)
-    assert len(enqueued) == 1
+    await until_enqueued(enqueued, 1)
     handed_back = await database_sync_to_async(Message.objects.get)(pk=enqueued[0])
     assert handed_back.conversation_id == conversation_id  # handed back: the same thread goes on with the bot
     await chat.disconnect()
     await desk.disconnect()
 
 
-async def test_closing_is_not_handing_back_the_next_message_starts_a_new_conversation(operator, monkeypatch):
-    enqueued = []
-    real = conversation_services.answer_enqueue
-    monkeypatch.setattr(
-        conversation_services, "answer_enqueue", lambda message_id: (enqueued.append(message_id), real(message_id))
-    )
+async def test_closing_is_not_handing_back_the_next_message_starts_a_new_conversation(operator, enqueued):
     # given: an operator holds a conversation and has answered
     desk, _ = await console(operator)
     chat, welcome, conversation_id = await waiting_customer()
@@ -385,11 +390,7 @@ async def test_closing_is_not_handing_back_the_next_message_starts_a_new_convers
     fresh = await until(chat, "welcome")
     assert (fresh["resumed"], fresh["history"], fresh["after"]) == (False, [], "closed")
     assert fresh["conversation"] != welcome["conversation"]
-    for _ in range(100):
-        if enqueued:
-            break
-        await asyncio.sleep(0.05)
-    assert len(enqueued) == 1
+    await until_enqueued(enqueued, 1)
     asked = await database_sync_to_async(Message.objects.select_related("conversation").get)(pk=enqueued[0])
     assert asked.conversation.token == fresh["conversation"] and asked.conversation.owner == "bot"
     assert not asked.for_person
@@ -400,10 +401,7 @@ async def test_closing_is_not_handing_back_the_next_message_starts_a_new_convers
     handoff = await database_sync_to_async(Handoff.objects.get)(conversation_id=conversation_id)
     assert (handoff.outcome, handoff.ended_to) == ("resolved", "closed")
     await chat.send_json_to({"type": "message", "id": "q3", "text": "and how do returns work"})
-    for _ in range(100):
-        if len(enqueued) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await until_enqueued(enqueued, 2)
     later = await database_sync_to_async(Message.objects.get)(pk=enqueued[1])
     assert later.conversation_id == asked.conversation_id
     await chat.disconnect()
