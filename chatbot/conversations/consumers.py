@@ -114,7 +114,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _conversation_for(self, *, text: str) -> Conversation:
         """This socket's conversation, written now if the token was only reserved (`text`: its first words)."""
         if self.conversation is None:
-            self.conversation = await db_async(services.conversation_start)(token=self.token, text=text)
+            self.conversation = await db_async(services.conversation_start)(
+                token=self.token,
+                text=text,
+                site_id=self.scope.get("site_id"),  # set by SiteOriginValidator
+            )
             await self._join(self.conversation)
         return self.conversation
 
