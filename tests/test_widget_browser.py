@@ -287,10 +287,11 @@ def test_the_widget_script_size_and_time_to_interactive(shop, browser):
 
 
 def test_the_dashboard_charts_render_without_console_errors(stack, browser):
-    from tests.test_dashboard import D1, D3, known_conversations
+    from tests.test_dashboard import D1, D3, known_conversations, known_handoffs
 
     before = set(Conversation.objects.values_list("pk", flat=True))
     known_conversations()
+    shop = known_handoffs()
     User.objects.filter(username="dash-browser").delete()
     User.objects.create_superuser("dash-browser", "d@example.com", "a-long-password-1")
     try:
@@ -303,7 +304,7 @@ def test_the_dashboard_charts_render_without_console_errors(stack, browser):
         page.click("#dashboard-link a")
         expect(page).to_have_url(f"{stack.origin}/admin/dashboard/")
         page.goto(f"{stack.origin}/admin/dashboard/?period=custom&start={D1}&end={D3}")
-        for key in ("volume", "outcomes", "feedback", "confidence", "latency"):
+        for key in ("volume", "outcomes", "feedback", "confidence", "latency", "satisfaction"):
             canvas = page.locator(f"#chart-{key}")
             expect(canvas).to_be_visible()
             assert page.evaluate(f"!!Chart.getChart(document.getElementById('chart-{key}'))"), key
@@ -315,4 +316,5 @@ def test_the_dashboard_charts_render_without_console_errors(stack, browser):
         assert problems == []
     finally:
         Conversation.objects.exclude(pk__in=before).delete()
+        shop.delete()
         User.objects.filter(username="dash-browser").delete()
