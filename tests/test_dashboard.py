@@ -165,8 +165,13 @@ def test_the_hand_off_figures_match_the_known_hand_offs():
 
 
 def test_the_site_filter_keeps_that_site_s_conversations_only(operator_client):
+    from chatbot.dashboard.tallies import source_open
+    from chatbot.dashboard.tasks import dashboard_rollup_task
+
     known_conversations()
     shop = known_handoffs()
+    dashboard_rollup_task.apply().get()  # the rollups are per language: one site's figures are read live
+    assert source_open(period=Period(first=D1, last=D3, site=shop.pk)).rolled == frozenset()
     found = figures(site=shop.pk)
     assert found["volume"].rows == [[str(D1), 1, 3], [str(D2), 1, 1], [str(D3), 0, 0]]
     assert found["outcomes"].rows[1] == [str(D2), 0, 0, 1, 0.0, 0.0, 100.0]
