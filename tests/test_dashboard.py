@@ -7,11 +7,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from chatbot.console.models import Handoff
 from chatbot.conversations.models import Conversation, Message
-from chatbot.dashboard.figures import figures_by_key, figures_compute
+from chatbot.dashboard.figures import FIGURES, figures_by_key, figures_compute
 from chatbot.dashboard.periods import Period
 from chatbot.knowledge.models import QAPair
 from chatbot.registry.models import ModelVersion
+from chatbot.sites.models import Site
 
 pytestmark = pytest.mark.django_db
 DAY = timezone.localdate() - dt.timedelta(days=100)  # a quiet stretch no other test writes to
@@ -65,8 +67,36 @@ def known_conversations() -> dict[str, QAPair]:
     return {"p1": p1, "p2": p2, "handoff": handoff}
 
 
-def figures(language: str = "") -> dict:
-    return figures_by_key(figures_compute(period=Period(first=D1, last=D3, language=language)))
+def figures(language: str = "", site: int | None = None) -> dict:
+    return figures_by_key(figures_compute(period=Period(first=D1, last=D3, language=language, site=site)))
+
+
+def _known():
+    """The known conversations (other tests, e.g. in a browser, may write the same words today)."""
+    known = Message.objects.filter(created_at__range=(_at(D1, 0), _at(D3, 59))).values("conversation_id")
+    return Conversation.objects.filter(pk__in=known)
+
+
+def _handoff(first_words: str, day: dt.date, minute: int, *, claimed=None, responded=None, rating=None) -> None:
+    """A hand-off of the conversation whose customer first wrote `first_words`; times in seconds after asking."""
+    conversation = _known().get(messages__text=first_words, messages__sender="customer")
+    asked = _at(day, minute) + dt.timedelta(seconds=5)
+    after = {"claimed_at": claimed, "first_response_at": responded}
+    handoff = Handoff.objects.create(conversation=conversation, reason="button", outcome="resolved", rating=rating)
+    Handoff.objects.filter(pk=handoff.pk).update(
+        requested_at=asked, **{k: asked + dt.timedelta(seconds=v) for k, v in after.items() if v is not None}
+    )
+
+
+def known_handoffs() -> Site:
+    """Four hand-offs over the known conversations (two rated, one never taken); the site has e2 and z1."""
+    _handoff("human please", D2, 3, claimed=30, responded=50, rating=5)  # e2
+    _handoff("退货怎么弄", D1, 7, claimed=90, responded=100, rating=2)  # z1
+    _handoff("where is my parcel", D1, 10)  # e1: nobody available
+    _handoff(QAPair.objects.get(question="退货政策是什么？").question, D3, 8, claimed=60)  # z2: taken, no words yet
+    shop = Site.objects.create(name="Dashboard shop", allowed_origins="https://shop.example.com")
+    _known().filter(messages__text__in=["human please", "退货怎么弄"]).update(site=shop)
+    return shop
 
 
 def test_the_figures_match_the_known_conversations_in_all_languages():
@@ -113,6 +143,52 @@ def test_the_figures_match_the_known_conversations_in_each_language():
     assert chinese["unanswered"].rows == [["这个怎么办", 2]]
     assert english["latency_total"].rows == [["whole period", 20.0, 30.0, 3]]
     assert chinese["latency_total"].rows == [["whole period", 40.0, 60.0, 4]]
+
+
+def test_the_hand_off_figures_match_the_known_hand_offs():
+    known_conversations()
+    known_handoffs()
+    found, english = figures(), figures("en")
+    assert found["satisfaction"].rows == [
+        ["1 of 5", 0, 0.0],
+        ["2 of 5", 1, 50.0],
+        ["3 of 5", 0, 0.0],
+        ["4 of 5", 0, 0.0],
+        ["5 of 5", 1, 50.0],
+    ]
+    assert "mean 3.5 of 5 over 2 ratings" in found["satisfaction"].meaning
+    assert [row[1:] for row in found["handoff_times"].rows] == [[3, 60.0, 90.0], [2, 75.0, 100.0], [4, None, None]]
+    assert [row[1] for row in english["satisfaction"].rows] == [0, 0, 0, 0, 1]
+    assert [row[1:] for row in english["handoff_times"].rows] == [[1, 30.0, 30.0], [1, 50.0, 50.0], [2, None, None]]
+    chinese = figures("zh")
+    assert [row[1:] for row in chinese["handoff_times"].rows] == [[2, 75.0, 90.0], [1, 100.0, 100.0], [2, None, None]]
+
+
+def test_the_site_filter_keeps_that_site_s_conversations_only(operator_client):
+    from chatbot.dashboard.tallies import source_open
+    from chatbot.dashboard.tasks import dashboard_rollup_task
+
+    known_conversations()
+    shop = known_handoffs()
+    dashboard_rollup_task.apply().get()  # the rollups are per language: one site's figures are read live
+    assert source_open(period=Period(first=D1, last=D3, site=shop.pk)).rolled == frozenset()
+    found = figures(site=shop.pk)
+    assert found["volume"].rows == [[str(D1), 1, 3], [str(D2), 1, 1], [str(D3), 0, 0]]
+    assert found["outcomes"].rows[1] == [str(D2), 0, 0, 1, 0.0, 0.0, 100.0]
+    assert found["feedback"].rows[:2] == [["helpful", 0, 0.0], ["not helpful", 2, 100.0]]
+    assert found["unanswered"].rows == [["这个怎么办", 2]]
+    assert found["latency_total"].rows == [["whole period", 40.0, 60.0, 4]]
+    assert [row[1] for row in found["satisfaction"].rows] == [0, 1, 0, 0, 1]
+    assert [row[1:] for row in found["handoff_times"].rows] == [[2, 60.0, 90.0], [2, 75.0, 100.0], [2, None, None]]
+    both = figures(language="en", site=shop.pk)  # one site and one language together
+    assert both["volume"].rows == [[str(D1), 0, 0], [str(D2), 1, 1], [str(D3), 0, 0]]
+    query = {"period": "custom", "start": D1, "end": D3, "site": shop.pk}
+    page = operator_client.get("/admin/dashboard/", query)
+    assert page.status_code == 200 and b", site Dashboard shop." in page.content
+    csv = operator_client.get("/admin/dashboard/", {**query, "csv": "volume"}).content.decode().splitlines()
+    assert csv[1:] == [f"{D1},1,3", f"{D2},1,1", f"{D3},0,0"]
+    unknown = operator_client.get("/admin/dashboard/", {**query, "site": 987654321})
+    assert unknown.status_code == 400 and b"Select a valid choice" in unknown.content
 
 
 def test_an_unanswered_question_links_to_its_review_group():
@@ -175,7 +251,7 @@ def test_every_figure_downloads_as_csv(operator_client):
         f"{D3},1,1",
     ]
     page = operator_client.get("/admin/dashboard/", query).content.decode()
-    for key in ("volume", "outcomes", "feedback", "confidence", "latency", "unanswered", "top_pairs", "worst_pairs"):
+    for key in FIGURES:
         assert f"csv={key}" in page
         assert operator_client.get("/admin/dashboard/", {**query, "csv": key}).status_code == 200
     assert operator_client.get("/admin/dashboard/", {**query, "csv": "nope"}).status_code == 404

@@ -1,10 +1,13 @@
 """Sites for the embedded widget: origins typed in the admin, the widget's config, the WebSocket origin check."""
 
+import time
+
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.exceptions import ValidationError
 
 from chatbot.asgi import application
+from chatbot.conversations.models import Conversation
 from chatbot.sites.models import Site
 
 SHOP = "https://shop.example.com"
@@ -93,6 +96,50 @@ async def test_the_websocket_admits_the_own_host_and_listed_origins_only():
         assert not await _connects("/ws/chat/?site=no-such-key", SHOP)
         assert not await _connects(f"/ws/chat/?site={off.key}", SHOP)
     finally:  # committed rows (the consumer reads them from its own thread): removed by hand
+        await sync_to_async(Site.objects.filter(name__startswith="WS ").delete)()
+
+
+async def _opens_conversation(path: str, origin: str, frame: dict) -> str:
+    """The token of the conversation that `frame` starts on a socket opened at `path` from `origin`."""
+    communicator = WebsocketCommunicator(application, path, headers=[(b"origin", origin.encode())])
+    connected, _ = await communicator.connect()
+    assert connected
+    token = (await communicator.receive_json_from(timeout=5))["conversation"]
+    await communicator.send_json_to(frame)
+    if frame["type"] == "handoff_request":  # nobody is on duty in tests: the honest reply comes at once
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "handoff"
+    await communicator.disconnect()
+    return token
+
+
+def _site_of(token: str) -> str | None:
+    """The name of the site a conversation records, waiting for the row (written by the consumer's thread)."""
+    deadline = time.monotonic() + 5
+    while (conversation := Conversation.objects.filter(token=token).select_related("site").first()) is None:
+        assert time.monotonic() < deadline, "the conversation was not written"
+        time.sleep(0.05)
+    return conversation.site.name if conversation.site else None
+
+
+@pytest.mark.usefixtures("committed_db")
+async def test_a_conversation_records_the_site_whose_widget_started_it():
+    from asgiref.sync import sync_to_async
+
+    shop = await sync_to_async(site)(name="WS recorded shop")
+    message = {"type": "message", "id": "m1", "text": "what is your return policy"}
+    tokens = []
+    try:
+        tokens.append(await _opens_conversation(f"/ws/chat/?site={shop.key}", SHOP, message))
+        tokens.append(await _opens_conversation(f"/ws/chat/?site={shop.key}", SHOP, {"type": "handoff_request"}))
+        tokens.append(await _opens_conversation("/ws/chat/", "http://127.0.0.1:8000", message))
+        # the product's own page opened with a site's key (the widget on the product's host) is that site's
+        tokens.append(await _opens_conversation(f"/ws/chat/?site={shop.key}", "http://127.0.0.1:8000", message))
+        sites = [await sync_to_async(_site_of)(token) for token in tokens]
+        assert sites == ["WS recorded shop", "WS recorded shop", None, "WS recorded shop"]
+        await sync_to_async(Site.objects.filter(pk=shop.pk).delete)()
+        assert await sync_to_async(_site_of)(tokens[0]) is None  # deleting a site keeps its conversations
+    finally:
+        await sync_to_async(Conversation.objects.filter(token__in=tokens).delete)()
         await sync_to_async(Site.objects.filter(name__startswith="WS ").delete)()
 
 

@@ -8,9 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import expect, sync_playwright
 
+from chatbot.console.models import Ticket
 from chatbot.conversations.models import Conversation
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.text import answer_plain
@@ -161,6 +164,64 @@ def test_the_widget_opens_answers_and_follows_up_on_a_hostile_shop_page(stack, s
     assert problems == []
 
 
+def test_the_widget_hands_off_to_a_person_as_the_full_page_does(stack, shop, browser):
+    from tests.test_browser_handoff import operator_page
+
+    # given: nobody on duty (presence another test may have left behind is cleared)
+    presence = redis.Redis.from_url(settings.REDIS_URL)
+    for key in presence.scan_iter(f"{settings.REDIS_PREFIX}chatbot:console:*"):
+        presence.delete(key)
+    page, problems = open_page(browser, f"{shop['listed']}/index.html")
+    expect(page.locator("lumen-chat .lw")).to_have_attribute("data-state", "ready", timeout=15000)
+    page.locator("lumen-chat .lw-launcher").click()
+    expect(page.locator("lumen-chat #conn-state")).to_have_attribute("data-state", "online", timeout=15000)
+    ask(page, "where is my parcel")
+    expect(page.locator("lumen-chat .msg.bot")).to_have_count(1, timeout=20000)
+    # when: the customer asks for a person from the widget
+    page.locator("lumen-chat #talk-to-person").click()
+    # then: the honest answer, styled inside the shadow root, and the leave-a-message form
+    status = page.locator("lumen-chat #handoff-status")
+    expect(status).to_have_attribute("data-status", "unavailable", timeout=10000)
+    expect(status).to_contain_text("Nobody from our team is available right now.")
+    colours = status.evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]")
+    assert colours[0] != "rgba(0, 0, 0, 0)" and colours[1] != "rgb(255, 0, 0)", colours  # chat.css, not the page's
+    form = page.locator("lumen-chat .leave-message")
+    form.locator(".lm-submit").click()
+    expect(form.locator(".field-error").first).to_contain_text("valid e-mail address or phone")
+    form.locator(".lm-contact").fill("ada@example.com")
+    form.locator(".lm-text").fill("My parcel never came")
+    form.locator(".lm-submit").click()
+    expect(page.locator("lumen-chat .leave-done")).to_be_visible(timeout=10000)
+    token = page.evaluate(f"localStorage.getItem('chat:conversation:/ws/chat/:{shop['site'].key}')")
+    conversation = Conversation.objects.get(token=token)
+    assert conversation.site_id == shop["site"].pk  # the widget's conversation records its site
+    assert Ticket.objects.get(conversation=conversation).text == "My parcel never came"
+
+    # when: an operator comes on duty and the customer asks again
+    desk, _ = operator_page(browser, stack, first_name="Grace")
+    desk.click("#set-available")
+    expect(desk.locator("#set-available")).to_have_attribute("aria-pressed", "true")
+    page.locator("lumen-chat #talk-to-person").click()
+    # then: waiting, with the place in the queue; the operator claims it and writes
+    expect(status).to_have_attribute("data-status", "waiting", timeout=10000)
+    expect(status).to_contain_text("Waiting for a person")
+    expect(status).to_contain_text("number 1")
+    expect(page.locator("lumen-chat #talk-to-person")).to_be_disabled()
+    desk.locator(".queue-card .claim").click()
+    expect(status).to_contain_text("Grace from our team has joined", timeout=10000)
+    desk.fill("#reply-text", "Let me look into it.")
+    desk.locator("#reply-text").press("Enter")
+    agent = page.locator("lumen-chat .msg.agent").last
+    expect(agent.locator(".msg-text")).to_have_text("Let me look into it.", timeout=10000)
+    expect(agent.locator(".person-badge")).to_have_text("person")
+    page.screenshot(path=str(DOCS / "widget-handoff.png"))
+    assert page.evaluate("Object.keys(window).filter(k => /lumen|chat|mount|handoff/i.test(k))") == []
+    assert problems == []
+    desk.context.close()
+    for key in presence.scan_iter(f"{settings.REDIS_PREFIX}chatbot:console:*"):
+        presence.delete(key)
+
+
 def test_on_a_phone_the_panel_is_full_screen_and_closes_with_its_own_button(shop, browser):
     page, problems = open_page(
         browser, f"{shop['listed']}/zh.html", viewport={"width": 390, "height": 760}, is_mobile=True, has_touch=True
@@ -226,10 +287,11 @@ def test_the_widget_script_size_and_time_to_interactive(shop, browser):
 
 
 def test_the_dashboard_charts_render_without_console_errors(stack, browser):
-    from tests.test_dashboard import D1, D3, known_conversations
+    from tests.test_dashboard import D1, D3, known_conversations, known_handoffs
 
     before = set(Conversation.objects.values_list("pk", flat=True))
     known_conversations()
+    shop = known_handoffs()
     User.objects.filter(username="dash-browser").delete()
     User.objects.create_superuser("dash-browser", "d@example.com", "a-long-password-1")
     try:
@@ -242,7 +304,7 @@ def test_the_dashboard_charts_render_without_console_errors(stack, browser):
         page.click("#dashboard-link a")
         expect(page).to_have_url(f"{stack.origin}/admin/dashboard/")
         page.goto(f"{stack.origin}/admin/dashboard/?period=custom&start={D1}&end={D3}")
-        for key in ("volume", "outcomes", "feedback", "confidence", "latency"):
+        for key in ("volume", "outcomes", "feedback", "confidence", "latency", "satisfaction"):
             canvas = page.locator(f"#chart-{key}")
             expect(canvas).to_be_visible()
             assert page.evaluate(f"!!Chart.getChart(document.getElementById('chart-{key}'))"), key
@@ -254,4 +316,5 @@ def test_the_dashboard_charts_render_without_console_errors(stack, browser):
         assert problems == []
     finally:
         Conversation.objects.exclude(pk__in=before).delete()
+        shop.delete()
         User.objects.filter(username="dash-browser").delete()

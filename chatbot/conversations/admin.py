@@ -32,11 +32,11 @@ class TranscriptInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("__str__", "started_at", "last_seen_at", "language", "message_count", "handed_off", "owner")
-    list_filter = ("handed_off", "owner", "language", "started_at")
+    list_display = ("__str__", "started_at", "last_seen_at", "site", "language", "message_count", "handed_off", "owner")
+    list_filter = ("handed_off", "owner", "language", "site", "started_at")
     search_fields = ("messages__text",)
     date_hierarchy = "started_at"
-    readonly_fields = ("started_at", "last_seen_at", "language", "handed_off", "owner", "operator")
+    readonly_fields = ("started_at", "last_seen_at", "site", "language", "handed_off", "owner", "operator")
     exclude = ("token",)
     inlines = [TranscriptInline]
 

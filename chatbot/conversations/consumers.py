@@ -118,7 +118,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closed and after_close_new:
             await self._start_over()
         if self.conversation is None:
-            self.conversation = await db_async(services.conversation_start)(token=self.token, text=text)
+            self.conversation = await db_async(services.conversation_start)(
+                token=self.token,
+                text=text,
+                site_id=self.scope.get("site_id"),  # set by SiteOriginValidator
+            )
             await self._join(self.conversation)
         return self.conversation
 

@@ -14,6 +14,10 @@ class Conversation(models.Model):
     last_seen_at = models.DateTimeField(auto_now=True)
     language = models.CharField(max_length=8, blank=True)
     handed_off = models.BooleanField(default=False, db_index=True)
+    # The shop website whose widget started it (chatbot.sites); null on the product's own chat page.
+    site = models.ForeignKey(
+        "shop_sites.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
 
     class Owner(models.TextChoices):
         BOT = "bot", "The bot"

@@ -40,9 +40,11 @@ def conversation_resume(*, token: str) -> Conversation | None:
     return conversation
 
 
-def conversation_start(*, token: str, text: str) -> Conversation:
-    """The conversation of a token reserved at connect, written when its first message (`text`) arrives."""
-    return Conversation.objects.get_or_create(token=token, defaults={"language": detect_language(text)})[0]
+def conversation_start(*, token: str, text: str, site_id: int | None = None) -> Conversation:
+    """The conversation of a token reserved at connect, written when its first message (`text`) arrives;
+    `site_id`: the widget's site it was opened from (None on the product's own page)."""
+    defaults = {"language": detect_language(text), "site_id": site_id}
+    return Conversation.objects.get_or_create(token=token, defaults=defaults)[0]
 
 
 def answer_payload(bot: Message) -> AnswerFrame:

@@ -5,10 +5,24 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, CharField, Count, Max, Min, QuerySet, Value, When
+from django.db.models import (
+    Avg,
+    Case,
+    CharField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Concat, Lower
 from django.urls import reverse
 
+from chatbot.console.models import Handoff
 from chatbot.conversations.models import Message
 from chatbot.dashboard.periods import Period
 from chatbot.dashboard.tallies import (
@@ -45,9 +59,23 @@ class Figure:
         return not self.rows or all(not any(isinstance(v, int | float) and v for v in row[1:]) for row in self.rows)
 
 
+def _scoped(found: QuerySet, period: Period, conversation: str) -> QuerySet:
+    """`found` narrowed to the period's language and site, through its `conversation` relation."""
+    if period.language:
+        found = found.filter(**{f"{conversation}__language": period.language})
+    return found.filter(**{f"{conversation}__site_id": period.site}) if period.site else found
+
+
 def messages_in(period: Period, sender: str) -> QuerySet:
     found = Message.objects.filter(sender=sender, created_at__gte=period.start, created_at__lt=period.end)
-    return found.filter(conversation__language=period.language) if period.language else found
+    return _scoped(found, period, "conversation")
+
+
+def handoffs_in(period: Period) -> QuerySet:
+    """Requests for a person made in the period."""
+    return _scoped(
+        Handoff.objects.filter(requested_at__gte=period.start, requested_at__lt=period.end), period, "conversation"
+    )
 
 
 def _by_day(counts: dict[Slot, dict[str, Any]], period: Period, keys: list[str]) -> list[list[Any]]:
@@ -266,6 +294,62 @@ def versions_figure(source: Source) -> Figure:
     )
 
 
+def satisfaction_figure(source: Source) -> Figure:
+    rows = handoffs_in(source.period).filter(rating__isnull=False).values("rating").annotate(n=Count("id")).order_by()
+    found = {row["rating"]: row["n"] for row in rows}
+    rated = sum(found.values())
+    table: list[list[Any]] = [
+        [f"{stars} of 5", found.get(stars, 0), _share(found.get(stars, 0), rated)] for stars in range(1, 6)
+    ]
+    mean = round(sum(stars * n for stars, n in found.items()) / rated, 2) if rated else None
+    return Figure(
+        key="satisfaction",
+        title="Satisfaction of conversations with a person",
+        meaning=f"Customers' ratings when a person ended the conversation (hand-offs asked for in the period); "
+        f"mean {mean if mean is not None else '–'} of 5 over {rated} ratings.",
+        columns=["rating", "conversations", "% of rated"],
+        rows=table,
+        chart={"kind": "bars", "labels": [r[0] for r in table], "series": _series(table, ["Conversations"])},
+    )
+
+
+def _since_request(later: str) -> Any:
+    return ExpressionWrapper(F(later) - F("requested_at"), output_field=DurationField())
+
+
+def handoff_times_figure(source: Source) -> Figure:
+    totals = handoffs_in(source.period).aggregate(
+        requested=Count("id"),
+        claimed=Count("claimed_at"),
+        answered=Count("first_response_at"),
+        wait_mean=Avg(_since_request("claimed_at")),
+        wait_max=Max(_since_request("claimed_at")),
+        first_mean=Avg(_since_request("first_response_at")),
+        first_max=Max(_since_request("first_response_at")),
+    )
+    table = [
+        ["wait: request to a person taking it", totals["claimed"], _s(totals["wait_mean"]), _s(totals["wait_max"])],
+        [
+            "first response: request to a person's first words",
+            totals["answered"],
+            _s(totals["first_mean"]),
+            _s(totals["first_max"]),
+        ],
+        ["requests (taken or not)", totals["requested"], None, None],
+    ]
+    return Figure(
+        key="handoff_times",
+        title="Hand-off wait and first response (s)",
+        meaning="How long customers who asked for a person waited for one to take the conversation, and to write.",
+        columns=["time", "hand-offs", "mean s", "longest s"],
+        rows=table,
+    )
+
+
+def _s(duration: dt.timedelta | None) -> float | None:
+    return None if duration is None else round(duration.total_seconds(), 1)
+
+
 def _minute(moment: str) -> str:
     return f"{dt.datetime.fromisoformat(moment).astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
@@ -285,6 +369,8 @@ FIGURES = {
     "top_pairs": top_pairs_figure,
     "worst_pairs": worst_pairs_figure,
     "versions": versions_figure,
+    "satisfaction": satisfaction_figure,
+    "handoff_times": handoff_times_figure,
 }
 
 

@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from chatbot.knowledge.models import Language
+from chatbot.sites.models import Site
 
 MAX_DAYS = 366
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
@@ -18,6 +19,7 @@ class Period:
     first: dt.date
     last: dt.date  # inclusive
     language: str = ""
+    site: int | None = None  # a widget's site (chatbot.sites); None: every conversation
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -45,6 +47,7 @@ class PeriodForm(forms.Form):
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     language = forms.ChoiceField(choices=[("", "All languages"), *Language.choices], required=False)
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="All sites")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -63,11 +66,12 @@ class PeriodForm(forms.Form):
     def period_get(self) -> Period:
         """The period asked for; call after is_valid(). A custom end in the future is clamped to today."""
         data, today = self.cleaned_data, timezone.localdate()
-        language = data.get("language") or ""
+        language, site = data.get("language") or "", data["site"].pk if data.get("site") else None
         if data.get("period") != "custom":
             days = PRESETS.get(data.get("period") or "7d", 7)
-            return Period(first=today - dt.timedelta(days=days - 1), last=today, language=language)
+            return Period(first=today - dt.timedelta(days=days - 1), last=today, language=language, site=site)
         notes: tuple[str, ...] = ()
         if data["end"] > today:
             notes = (f"The period ends in the future; it is shown up to today ({today:%Y-%m-%d}).",)
-        return Period(first=data["start"], last=min(data["end"], today), language=language, notes=notes)
+        last = min(data["end"], today)
+        return Period(first=data["start"], last=last, language=language, site=site, notes=notes)

@@ -108,9 +108,15 @@ def _json(value: Any) -> Any:
 
 
 def tally_live(
-    tally: Tally, *, ranges: list[tuple[dt.datetime, dt.datetime]], language: str = "", by_language: bool = False
+    tally: Tally,
+    *,
+    ranges: list[tuple[dt.datetime, dt.datetime]],
+    language: str = "",
+    by_language: bool = False,
+    site: int | None = None,
 ) -> list[Row]:
-    """One aggregation over the messages in `ranges`, grouped by day (and language) and key."""
+    """One aggregation over the messages in `ranges` (of one widget's `site`, if given), grouped by day (and
+    language) and key."""
     if not ranges:
         return []
     when = Q()
@@ -119,6 +125,8 @@ def tally_live(
     found = Message.objects.filter(when, tally.where, sender=tally.sender)
     if language:
         found = found.filter(conversation__language=language)
+    if site:
+        found = found.filter(conversation__site_id=site)
     groups = [
         "t_day",
         *(["conversation__language"] if by_language else []),
@@ -211,15 +219,16 @@ class Source:
     def counts(self, tally: Tally, *, by_day: bool) -> dict[Slot, dict[str, Any]]:
         if (tally.name, by_day) not in self.cache:
             live = [day for day in self.period.days if day not in self.rolled]
-            rows = tally_live(tally, ranges=_ranges(live), language=self.period.language)
+            rows = tally_live(tally, ranges=_ranges(live), language=self.period.language, site=self.period.site)
             rows += tally_rolled(tally, days=self.rolled, language=self.period.language, by_day=by_day)
             self.cache[tally.name, by_day] = tally_merge(tally, rows, by_day=by_day)
         return self.cache[tally.name, by_day]
 
 
 def source_open(*, period: Period, rollups: bool = True) -> Source:
-    """The period's closed days that are rolled up and had no feedback since; without `rollups`, all live."""
-    if not rollups:
+    """The period's closed days that are rolled up and had no feedback since; without `rollups`, all live. The
+    rollups are per language, not per site: one site's figures are read live."""
+    if not rollups or period.site:
         return Source(period=period)
     today = timezone.localdate()
     found = dict(

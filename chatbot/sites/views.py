@@ -35,7 +35,7 @@ def widget_config(request: HttpRequest, key: str) -> JsonResponse:
         "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS,
         "ws_path": "/ws/chat/",
         "styles": [static("chat/chat.css"), static("chat/widget.css")],
-        "script": static("chat/chat.js"),
+        "scripts": [static("chat/chat.js"), static("chat/handoff.js")],  # in this order: the client, its hand-off
         "markup": render_to_string("chat/_panel.html", {**context, "embedded": True}),
     }
     return _cors(JsonResponse(config), origin)

@@ -967,6 +967,8 @@
     },
   };
   if (root.getRootNode() === document) window.LumenChat = api; // the full page only, never a shop's page
+  // the widget hands its extensions in (a shop's page has no LumenChat): attached before the first frame
+  (opts.extensions || []).forEach((attach) => attach(api, root));
 
   // ----------------------------------------------------------------- wiring
   ui.form.addEventListener('submit', (e) => { e.preventDefault(); submitFromInput(); });

@@ -1,6 +1,9 @@
 /*
- * Customer chat page: people in the loop. Loaded after chat.js (both `defer`), through its
- * window.LumenChat extension point. Everything is built with textContent (no innerHTML).
+ * Customer chat: people in the loop, in both shells. The full page loads it after chat.js (both
+ * `defer`) and attaches it through window.LumenChat; the embedded widget (widget.js) loads it after
+ * chat.js and is handed attachHandoff, so the shop's page gets no global name from this file. Its
+ * elements are found through the chat's root (a shadow root's, in the widget), never through `document`.
+ * Everything is built with textContent (no innerHTML).
  *
  *   client -> server  {type:"handoff_request"}  {type:"typing", typing}
  *                     {type:"leave_message", id, contact, text}  {type:"rating", id, score, comment}
@@ -10,10 +13,12 @@
  */
 'use strict';
 
-(() => {
-  const chat = window.LumenChat;
-  const root = document.getElementById('chat');
-  if (!chat || !root) return;
+((attach) => {
+  const Widget = window.customElements && window.customElements.get('lumen-chat');
+  if (Widget && typeof Widget.extend === 'function') Widget.extend(attach);
+  const page = document.getElementById('chat');
+  if (window.LumenChat && page) attach(window.LumenChat, page);
+})(function attachHandoff(chat, root) {
 
   const TEXT = {
     en: {
@@ -94,8 +99,8 @@
   function tx(e, key, args) { e.textContent = t(key, args); bound.push([e, key, args]); return e; }
   chat.onLang(() => { for (const [e, key, args] of bound) e.textContent = t(key, args); renderStatus(); });
 
-  const button = document.getElementById('talk-to-person');
-  const bar = document.getElementById('handoff-status');
+  const button = root.querySelector('#talk-to-person');
+  const bar = root.querySelector('#handoff-status');
   let status = { status: 'bot' };
   let agent = '';
   let formShown = null;
@@ -194,7 +199,7 @@
   }
   chat.on('typing', (f) => showTyping(f.typing === true, f.agent));
 
-  const input = document.getElementById('chat-input');
+  const input = root.querySelector('#chat-input');
   let typingSentAt = 0;
   let idleTimer = 0;
   function sendTyping(on) {
@@ -208,7 +213,7 @@
     window.clearTimeout(idleTimer);
     idleTimer = window.setTimeout(() => { typingSentAt = 0; sendTyping(false); }, 4000);
   });
-  document.getElementById('chat-form').addEventListener('submit', () => {
+  root.querySelector('#chat-form').addEventListener('submit', () => {
     window.clearTimeout(idleTimer);
     if (typingSentAt) { typingSentAt = 0; sendTyping(false); }
   });
@@ -216,7 +221,7 @@
   // --------------------------------------------------------- leave a message
   let formSeq = 0;
   function offerMessage(fromQueue) {
-    if (formShown && document.body.contains(formShown)) return;
+    if (formShown && formShown.isConnected) return;
     const form = el('form', 'leave-message');
     form.noValidate = true;
     formSeq += 1;
@@ -329,7 +334,7 @@
     if (label) tx(label, 'talk');
     button.addEventListener('click', () => { chat.send({ type: 'handoff_request' }); });
   }
-  document.getElementById('new-conversation').addEventListener('click', () => {
+  root.querySelector('#new-conversation').addEventListener('click', () => {
     status = { status: 'bot' };
     agent = '';
     seenAgentMessages.clear();
@@ -337,4 +342,4 @@
     renderStatus();
   });
   renderStatus();
-})();
+});

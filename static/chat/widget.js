@@ -6,7 +6,7 @@
  * and gets a launcher button that opens the chat as a panel (full screen on phones). Everything lives in
  * the open shadow root of one custom element, <lumen-chat>: no other global name, no style that leaks in
  * or out, nothing from a third party. The chat itself is chat.js, the same client as the full page at /,
- * loaded from this host and handed this element's mount hook (LumenChat.adopt).
+ * loaded from this host with its hand-off (handoff.js), handed to this element (LumenChat.adopt, .extend).
  */
 'use strict';
 
@@ -25,13 +25,18 @@
   const text = (key) => TEXT[lang()][key];
 
   let mountChat = null;
-  const waiting = [];
+  const extensions = [];
+  let loading = null; // one load of the chat's scripts, whatever opens first
 
   class LumenChat extends HTMLElement {
     /** chat.js calls this with its mount function once it has loaded. */
     static adopt(mount) {
       mountChat = mount;
-      waiting.splice(0).forEach((run) => run(mount));
+    }
+
+    /** handoff.js calls this with what it adds to a mounted chat (attach(api, root)). */
+    static extend(attach) {
+      extensions.push(attach);
     }
 
     connectedCallback() {
@@ -52,6 +57,22 @@
     link.rel = 'stylesheet';
     link.href = href;
     return new Promise((resolve) => { link.onload = resolve; link.onerror = resolve; });
+  }
+
+  /** The chat's scripts from the product's host, run in order (chat.js, then what extends it). */
+  function scriptsLoad(urls) {
+    if (!loading) {
+      loading = Promise.all(urls.map((url) => new Promise((resolve, reject) => {
+        const tag = document.createElement('script');
+        tag.src = new URL(url, base).href;
+        tag.async = false;
+        tag.onload = resolve;
+        tag.onerror = reject;
+        document.head.appendChild(tag);
+      })));
+      loading.catch(() => { loading = null; }); // a failed load is tried again on the next open
+    }
+    return loading;
   }
 
   function chatIcon() {
@@ -97,19 +118,12 @@
     const startChat = () => {
       if (state.chat || !state.config) return;
       state.chat = 'starting';
-      const run = (mount) => {
-        state.chat = mount(panel.querySelector('.chat'), {
-          base, site, embedded: true, lang: lang(), greeting: state.config.greeting, onAnswer,
+      scriptsLoad(state.config.scripts).then(() => {
+        state.chat = mountChat(panel.querySelector('.chat'), {
+          base, site, embedded: true, lang: lang(), greeting: state.config.greeting, onAnswer, extensions,
         });
-      };
-      if (mountChat) run(mountChat);
-      else {
-        waiting.push(run);
-        const tag = document.createElement('script');
-        tag.src = new URL(state.config.script, base).href;
-        tag.async = true;
-        document.head.appendChild(tag);
-      }
+        if (!panel.hidden) state.chat.focus();
+      }, () => { state.chat = null; });
     };
     const toggle = (open) => {
       panel.hidden = !open;
