@@ -4,17 +4,18 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 
-@require_GET
-def chat_page(request: HttpRequest) -> HttpResponse:
+def socket_page(request: HttpRequest, template: str, *, ws_path: str) -> HttpResponse:
+    """A page that talks over one WebSocket (the chat, the operators' console), under the strict CSP: the pages
+    have no inline script or style, so customer text that slipped into one could not run."""
     response = render(
         request,
-        "chat/index.html",
-        {
-            "ws_path": "/ws/chat/",
-            "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS,
-            "shop_name": settings.CHATBOT_SHOP_NAME,
-        },
+        template,
+        {"ws_path": ws_path, "max_length": settings.CHATBOT_MAX_MESSAGE_CHARS, "shop_name": settings.CHATBOT_SHOP_NAME},
     )
-    # The page has no inline script or style: anything injected into it cannot run.
     response["Content-Security-Policy"] = settings.CHATBOT_CHAT_CSP
     return response
+
+
+@require_GET
+def chat_page(request: HttpRequest) -> HttpResponse:
+    return socket_page(request, "chat/index.html", ws_path="/ws/chat/")
