@@ -38,10 +38,10 @@ def _folded(text: str) -> str:
 def conversations_erase(*, conversations: QuerySet[Conversation]) -> dict[str, int]:
     """Delete these conversations and everything made from their messages; returns the deleted rows by model."""
     with transaction.atomic():
-        texts = Message.objects.filter(conversation__in=conversations, sender=Message.Sender.CUSTOMER).values_list(
-            "text", flat=True
-        )
-        forgotten = {_folded(text) for text in texts}
+        # Locking the messages first makes a worker that is about to attach a row to one of them (a review item)
+        # wait and then fail on its own, instead of this deletion failing at commit on the row it could not see.
+        rows = Message.objects.select_for_update().filter(conversation__in=conversations).values_list("sender", "text")
+        forgotten = {_folded(text) for sender, text in rows if sender == Message.Sender.CUSTOMER}
         _, by_model = conversations.delete()
         scrubbed = gate_texts_scrub(texts=forgotten)
     logger.info(

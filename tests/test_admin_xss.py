@@ -20,6 +20,7 @@ from playwright.sync_api import Page, sync_playwright
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry.models import TrainingRun
+from chatbot.retention import conversations_erase
 from chatbot.review.models import ReviewItem
 from chatbot.review.queue import review_queue_sync
 from chatbot.roles import roles_ensure
@@ -95,8 +96,7 @@ def hostile_records(stack):
     review_queue_sync()  # what the worker does after an answer: the review page shows stored results
     records = {"pair": pair, "conversation": conversation, "customer": customer, "run": run}
     yield records
-    ReviewItem.objects.filter(message__conversation=conversation).delete()
-    conversation.delete()
+    conversations_erase(conversations=Conversation.objects.filter(pk=conversation.pk))  # a worker may still be syncing
     run.delete()
     QAPair.objects.filter(question__startswith=MARKER).delete()
     operator.delete()
