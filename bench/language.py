@@ -1,7 +1,8 @@
 """Which language rule labels texts right: "any Chinese character" (the product's, training.text.language) against
 "a third of the characters Chinese" (the rule the model's fusion used before).
 
-The truth: a demo pair's `language` for its question and alternate questions; English for CLINC150, Chinese for
+The truth: a demo pair's `language` for its question and alternate questions (bench/data/demo_qa_pairs.json, the demo
+before its twins became one topic each); English for CLINC150, Chinese for
 KUAKE-QIC (every split in ../shared/datasets).
 
     .venv/bin/python bench/language.py [--datasets ../shared/datasets]
@@ -20,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from training.text import language  # noqa: E402
 
-DEMO = ROOT / "chatbot" / "knowledge" / "demo" / "demo_qa.json"
+# the demo before its twins were merged into topics: one language per pair, the truth for its questions
+DEMO = ROOT / "bench" / "data" / "demo_qa_pairs.json"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 

@@ -329,6 +329,11 @@ CHATBOT_IP_RATE_PER_SECOND = env_float("CHATBOT_IP_RATE_PER_SECOND", 10.0)
 CHATBOT_IP_MAX_CONNECTIONS = env_int("CHATBOT_IP_MAX_CONNECTIONS", 50)
 CHATBOT_IDLE_SECONDS = env_float("CHATBOT_IDLE_SECONDS", 900.0)
 CHATBOT_SUGGESTIONS = env_int("CHATBOT_SUGGESTIONS", 3)
+# The languages a pair is answered in (one answer each, edited side by side; import/export columns answer_<code>),
+# in order of preference when a pair lacks the customer's: codes of knowledge.models.Language.
+CHATBOT_LANGUAGES = env_list("CHATBOT_LANGUAGES", ["en", "zh"])
+if not CHATBOT_LANGUAGES or not set(CHATBOT_LANGUAGES) <= {"en", "zh"}:
+    raise ImproperlyConfigured(f"CHATBOT_LANGUAGES must list en and/or zh, got {CHATBOT_LANGUAGES!r}")
 
 # --- Inference workers and the model --------------------------------------------------------------
 CHATBOT_ENCODER = os.environ.get("CHATBOT_ENCODER", "")

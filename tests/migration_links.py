@@ -2,24 +2,14 @@
 review-queue rows as the code before it made them, migrate to the end and print what is left (JSON)."""
 
 import json
-import os
-import sys
 
-import django
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from tests.fresh_database import migrated_to, migrated_to_the_end
 
 BEFORE = [("knowledge", "0002_out_of_scope"), ("review", "0001_initial"), ("conversations", "0001_initial")]
 
 
 def main() -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{sys.argv[1]}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    django.setup()
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    apps = executor.loader.project_state(BEFORE).apps
-    model = apps.get_model
+    model = migrated_to(BEFORE)
     pair = model("knowledge", "QAPair").objects.create(question="Where is my order?", answer="In My Orders.")
     conversation = model("conversations", "Conversation").objects.create(token="t")
     parcel, bike = (
@@ -32,8 +22,7 @@ def main() -> None:
         model("knowledge", "AlternateQuestion").objects.create(pair=pair, text=text, source=source)
     for text in ("fix my bike", "an orphan"):
         model("knowledge", "OutOfScopeExample").objects.create(text=text, source="log")
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrated_to_the_end()
     from chatbot.knowledge.models import AlternateQuestion, OutOfScopeExample
 
     linked = {parcel.pk: "parcel", bike.pk: "bike", None: None}

@@ -55,7 +55,9 @@ def hostile_records(stack):
     roles_ensure()
     operator = User.objects.create_user(f"operator-{MARKER}", password=PASSWORD, is_staff=True)
     operator.groups.add(Group.objects.get(name="Operators"))
-    pair = QAPair.objects.create(question=f"{MARKER} question " + PAYLOADS[3], answer=HOSTILE, category="xss")
+    pair = QAPair.objects.create_topic(
+        question=f"{MARKER} question " + PAYLOADS[3], answers={"en": HOSTILE, "zh": HOSTILE}, category="xss"
+    )
     AlternateQuestion.objects.create(pair=pair, text=f"{MARKER} alternate " + PAYLOADS[1])
     conversation = Conversation.objects.create(language="en")
     customer = Message.objects.create(

@@ -267,7 +267,7 @@ def test_an_operators_answer_accepted_in_review_teaches_the_bot_a_paraphrase(sta
     )
     assert response.status_code == 302, response.content[:2000]
     suggestion.refresh_from_db()
-    assert suggestion.status == "new_pair" and suggestion.pair.answer == ENGRAVE_A
+    assert suggestion.status == "new_pair" and suggestion.pair.answer_texts() == {"en": ENGRAVE_A}
     call_command("retrain", wait=True, timeout=900)
     new = ModelVersion.objects.get(is_active=True)
     assert new != before

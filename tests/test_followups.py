@@ -9,12 +9,14 @@ from chatbot.conversations.models import Conversation, Message
 from chatbot.conversations.services import answer_payload, message_receive
 from chatbot.knowledge.models import FollowUp, QAPair
 from chatbot.knowledge.services import qa_export_file, qa_import
+from chatbot.knowledge.text import answer_plain, detect_language
+from tests.admin_forms import pair_form
 
 pytestmark = pytest.mark.django_db
 
 
 def pair(question: str, language: str = "en") -> QAPair:
-    return QAPair.objects.create(question=question, answer=f"About {question}", language=language)
+    return QAPair.objects.create_topic(question=question, answers={language: f"About {question}"})
 
 
 def ask(conversation: Conversation, client_id: str, text: str, suggestion: int | None = None) -> dict:
@@ -49,7 +51,7 @@ def test_an_answer_offers_its_followups_in_order_and_clicking_one_answers_it(dja
     start = QAPair.objects.get(question="What is your return policy?")
     with django_capture_on_commit_callbacks(execute=True):
         first, second = pair("Ordered follow-up one"), pair("Ordered follow-up two")
-        hidden = QAPair.objects.create(question="Hidden follow-up", answer="x", is_active=False)
+        hidden = QAPair.objects.create_topic(question="Hidden follow-up", answers={"en": "x"}, is_active=False)
         FollowUp.objects.filter(pair=start).delete()
         FollowUp.objects.create(pair=start, followup=second, order=2)
         FollowUp.objects.create(pair=start, followup=first, order=1)
@@ -66,23 +68,27 @@ def test_an_answer_offers_its_followups_in_order_and_clicking_one_answers_it(dja
     # when: a follow-up button is clicked (the suggestion path)
     followed = ask(conversation, "m2", first.question, suggestion=first.pk)
     # then: it is answered with that pair, and the bot message keeps what it offered
-    assert followed["text"] == first.answer
+    assert followed["text"] == first.answer_texts()["en"]
     bot = Message.objects.get(pk=answer["message_id"])
     assert [item["id"] for item in bot.suggestions] == [first.pk, second.pk]
 
 
-def test_the_chinese_demo_topic_offers_chinese_followups():
-    start = QAPair.objects.get(question="退货政策是什么？")
-    answer = ask(Conversation.objects.create(), "z1", start.question, suggestion=start.pk)
+def test_a_demo_topic_asked_in_chinese_offers_its_followups_in_chinese():
+    answer = ask(Conversation.objects.create(), "z1", "退货政策是什么？")
+    assert answer["outcome"] == "answer"
+    assert answer["text"] == answer_plain(
+        QAPair.objects.get(question="What is your return policy?").answer_texts()["zh"]
+    )
     questions = [item["question"] for item in answer["followups"]]
     assert questions == ["怎么申请退货？", "退货运费谁承担？", "退款多久能到账？"]
 
 
-def test_the_demo_has_followups_for_at_least_ten_topics_in_each_language():
-    for language in ("en", "zh"):
-        topics = QAPair.objects.filter(language=language, followup_links__isnull=False).distinct()
-        assert topics.count() >= 10
-        assert not FollowUp.objects.filter(pair__language=language).exclude(followup__language=language).exists()
+def test_the_demo_has_followups_for_at_least_ten_topics_each_with_a_question_in_both_languages():
+    topics = QAPair.objects.filter(followup_links__isnull=False).distinct()
+    assert topics.count() >= 10
+    for link in FollowUp.objects.select_related("followup"):
+        questions = [link.followup.question, *link.followup.alternates.values_list("text", flat=True)]
+        assert {detect_language(text) for text in questions} == {"en", "zh"}, link.followup.question
 
 
 def test_import_links_followups_by_question_including_rows_further_down():
@@ -119,7 +125,7 @@ def test_import_refuses_unknown_or_self_followups_as_a_row_error(followups, erro
 def test_a_file_without_a_followups_column_keeps_the_followups(tmp_path):
     start = QAPair.objects.get(question="What is your return policy?")
     before = list(start.followup_links.values_list("followup_id", flat=True))
-    rows = [{"question": start.question, "answer": start.answer, "language": "en"}]
+    rows = [{"question": start.question, "answer": start.answer_texts()["en"], "language": "en"}]
     assert qa_import(data=json.dumps(rows), file_format="json").ok
     assert list(start.followup_links.values_list("followup_id", flat=True)) == before != []
 
@@ -141,19 +147,14 @@ def test_export_carries_followups_and_imports_back(tmp_path, suffix):
 
 
 def _inline_form(start: QAPair, followup_id: int) -> dict:
-    return {
-        "question": start.question,
-        "answer": start.answer,
-        "language": start.language,
-        "category": start.category,
-        "is_active": "on",
-        "alternates-TOTAL_FORMS": "0",
-        "alternates-INITIAL_FORMS": "0",
-        "followup_links-TOTAL_FORMS": "1",
-        "followup_links-INITIAL_FORMS": "0",
-        "followup_links-0-followup": str(followup_id),
-        "followup_links-0-order": "1",
-    }
+    return pair_form(
+        start,
+        **{
+            "followup_links-TOTAL_FORMS": "1",
+            "followup_links-0-followup": str(followup_id),
+            "followup_links-0-order": "1",
+        },
+    )
 
 
 def test_an_operator_adds_a_followup_in_the_admin_inline_and_cannot_add_the_pair_itself(operator_client):

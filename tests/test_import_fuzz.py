@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.services import qa_export_file, qa_import, qa_import_file
+from chatbot.knowledge.text import detect_language
 from chatbot.roles import roles_ensure
 
 pytestmark = pytest.mark.django_db
@@ -183,14 +184,13 @@ valid_rows = st.lists(
 # --- helpers ----------------------------------------------------------------------------------------
 def snapshot(questions: list[str] | None = None) -> list[tuple]:
     """Every field an import may write, for all pairs (or the given ones), alternates included."""
-    pairs = QAPair.objects.prefetch_related("alternates").order_by("question")
+    pairs = QAPair.objects.prefetch_related("alternates", "translations").order_by("question")
     if questions is not None:
         pairs = pairs.filter(question__in=questions)
     return [
         (
             p.question,
-            p.answer,
-            p.language,
+            sorted(p.answer_texts().items()),
             p.category,
             p.handoff,
             p.is_active,
@@ -342,12 +342,12 @@ def test_valid_rows_import_as_written_and_round_trip(operator, tmp_path, file_fo
             wanted = [row["question"].strip() for row in rows]
             for row in rows:  # as written, after trimming
                 pair = QAPair.objects.get(question=row["question"].strip())
-                assert (pair.answer, pair.category, pair.handoff) == (
-                    row["answer"].strip(),
+                language = row["language"] or detect_language(pair.question)
+                assert (pair.answer_texts(), pair.category, pair.handoff) == (
+                    {language: row["answer"].strip()},
                     row["category"].strip(),
                     row["handoff"],
                 )
-                assert pair.language == (row["language"] or pair.language) and pair.language in ("en", "zh")
                 expected = {a.strip() for a in row["alternates"] if a.strip()} - {pair.question}
                 assert set(pair.alternates.values_list("text", flat=True)) >= expected
             imported = snapshot(wanted)
@@ -377,10 +377,10 @@ def test_a_bom_and_right_to_left_text_import_cleanly(tmp_path):
 def test_a_file_without_an_alternates_column_keeps_the_pairs_alternates():
     pair = QAPair.objects.prefetch_related("alternates").filter(alternates__isnull=False).first()
     alternates = sorted(pair.alternates.values_list("text", flat=True))
+    answers = pair.answer_texts()
     report = qa_import(data=_csv(["question", "answer"], [[pair.question, "A new answer."]]), file_format="csv")
     assert report.ok, report.errors
-    pair.refresh_from_db()
-    assert pair.answer == "A new answer."
+    assert pair.answer_texts() == {**answers, detect_language(pair.question): "A new answer."}
     assert sorted(pair.alternates.values_list("text", flat=True)) == alternates
 
 

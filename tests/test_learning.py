@@ -34,7 +34,7 @@ def quick_training(settings):  # noqa: ANN001
 
 def test_it_holds_out_the_most_recent_reviewed_messages_and_a_stable_share_of_curated_ones():
     # given: ten reviewed messages attached to a pair, oldest first
-    pair = QAPair.objects.filter(language="en").first()
+    pair = QAPair.objects.first()
     for i in range(10):
         AlternateQuestion.objects.create(pair=pair, text=f"reviewed customer question {i}", source="log")
     # when

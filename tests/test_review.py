@@ -177,7 +177,7 @@ def test_an_operators_answer_is_a_suggested_pair_grouped_with_similar_questions_
     # then: a new pair with the edited answer, the similar question as its alternate
     assert done.status_code == 302
     pair = QAPair.objects.get(question=suggested.text)
-    assert pair.answer == "Yes, until it ships: change it under My orders."
+    assert pair.answer_texts() == {"en": "Yes, until it ships: change it under My orders."}
     assert list(pair.alternates.values_list("text", flat=True)) == [similar.text]
     assert {i.status for i in ReviewItem.objects.filter(pk__in=ids)} == {ReviewItem.Status.NEW_PAIR}
 

@@ -74,7 +74,7 @@ def knowledge_base_load(by_intent: dict[str, list[str]], oos: list[str], *, per_
 
     ids = {}
     for intent, texts in by_intent.items():
-        pair = QAPair.objects.create(question=texts[0], answer=f"Intent {intent}", category=intent[:64])
+        pair = QAPair.objects.create_topic(question=texts[0], answers={"en": f"Intent {intent}"}, category=intent[:64])
         AlternateQuestion.objects.bulk_create(
             [AlternateQuestion(pair=pair, text=t) for t in dict.fromkeys(texts[1:per_intent]) if t != texts[0]],
             ignore_conflicts=True,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chatbot.console.models import Handoff, Note, Ticket
 from chatbot.conversations.models import Conversation, Message
-from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.models import PairAnswer, QAPair
 from chatbot.knowledge.text import answer_plain
 
 QUEUE_PREVIEW = 3  # last messages shown with a waiting conversation
@@ -124,18 +124,24 @@ def tickets_list(*, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def canned_search(*, query: str) -> list[dict[str, Any]]:
-    """Active Q&A pairs whose question, alternates or answer contain the words, in both languages."""
+    """Answers of active Q&A pairs whose question, alternates or answers contain the words, one result per
+    answer (a pair answered in English and Chinese gives two)."""
     words = query.split()[:8]
     if not words:
         return []
     found = QAPair.objects.filter(is_active=True, handoff=False)
     for word in words:
         found = found.filter(
-            Q(question__icontains=word) | Q(answer__icontains=word) | Q(alternates__text__icontains=word)
+            Q(question__icontains=word) | Q(translations__text__icontains=word) | Q(alternates__text__icontains=word)
         )
-    pairs = found.distinct().order_by("language", "question")[:CANNED_LIMIT]
+    answers = (
+        PairAnswer.objects.filter(pair__in=found.values("pk"))
+        .select_related("pair")
+        .order_by("language", "pair__question")[:CANNED_LIMIT]
+    )
     return [
-        {"id": p.pk, "question": p.question, "answer": answer_plain(p.answer), "language": p.language} for p in pairs
+        {"id": a.pair_id, "question": a.pair.question, "answer": answer_plain(a.text), "language": a.language}
+        for a in answers
     ]
 
 

@@ -13,8 +13,9 @@ from django.db import IntegrityError, connection, transaction
 from chatbot.connections import single_statement
 from chatbot.console.services import handoff_after_reply
 from chatbot.conversations.models import Message
-from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair
+from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair, reply_language
 from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.selectors import active_pairs, pair_resolve
 from chatbot.metrics import metrics_answer
 from chatbot.registry.engine import Loaded, engine_get
 
@@ -124,12 +125,13 @@ _engine = _EngineCheck()
 
 
 def _reply(message: Message, loaded: Loaded | None) -> Reply:
-    if message.suggested_pair_id is not None:  # a clicked suggestion (rare): its pair is read only then
-        suggested = QAPair.objects.filter(pk=message.suggested_pair_id).first()
+    if message.suggested_pair_id is not None:  # a clicked suggestion: an active pair is in the pairs cache
+        pk = pair_resolve(message.suggested_pair_id)
+        suggested = active_pairs().get(pk) or QAPair.objects.filter(pk=pk).first()
         if suggested is not None:
-            return reply_for_pair(suggested, 1.0, [])
+            return reply_for_pair(suggested, 1.0, [], language=reply_language(message.text))
     if settings.CHATBOT_NOOP_MODEL:
-        return reply_for_pair(_noop_pair(), 1.0, [])
+        return reply_for_pair(_noop_pair(), 1.0, [], language=reply_language(message.text))
     if loaded is None:
         return reply_compose(text=message.text, ranked=None, decide=None)
     ranked = loaded.model.predict([message.text], k=20)[0]
@@ -142,7 +144,7 @@ _noop: list[QAPair] = []
 def _noop_pair() -> QAPair:
     """The benchmark's floor (CHATBOT_NOOP_MODEL): always the first active pair, read once per process."""
     if not _noop:
-        pair = QAPair.objects.filter(is_active=True).order_by("pk").first()
+        pair = QAPair.objects.filter(is_active=True).prefetch_related("translations").order_by("pk").first()
         if pair is None:
             raise LookupError("CHATBOT_NOOP_MODEL needs at least one active Q&A pair")
         _noop.append(pair)

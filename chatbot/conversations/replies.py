@@ -1,4 +1,7 @@
-"""Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person."""
+"""Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person.
+
+The reply is in the customer's language (their message's): a pair's answer in that language, or another
+language's with a short note when the pair has none in theirs; buttons show each pair's question in it."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -7,7 +10,7 @@ from django.conf import settings
 
 from chatbot.conversations.frames import Candidate, Suggestion
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.selectors import active_pairs, pair_followups
+from chatbot.knowledge.selectors import active_pairs, pair_answer, pair_followups, pair_question, pair_resolve
 from chatbot.knowledge.text import detect_language
 
 NOT_SURE = {
@@ -18,6 +21,12 @@ NO_MODEL = {
     "en": "Sorry, I can't answer right now. A person can help you: choose the option below.",
     "zh": "抱歉，我现在无法回答。人工客服可以帮助您，请选择下面的选项。",
 }
+# Before an answer in another language than the customer's (the pair has none in theirs).
+OTHER_LANGUAGE = {
+    "en": "(This answer is not available in English yet; here it is in {language}.)",
+    "zh": "（这个问题暂时没有中文回答，以下是{language}回答。）",
+}
+LANGUAGE_NAMES = {"en": {"en": "English", "zh": "Chinese"}, "zh": {"en": "英文", "zh": "中文"}}
 
 
 @dataclass
@@ -30,17 +39,18 @@ class Reply:
     suggestions: list[Suggestion] = field(default_factory=list)
 
 
-def reply_for_pair(pair: QAPair, confidence: float, candidates: list[Candidate]) -> Reply:
-    """An answer with the pair's active follow-ups; they are stored where suggestions are (the pairs a bot
-    message offers as buttons), so clicking one is an offered suggestion like any other."""
+def reply_for_pair(pair: QAPair, confidence: float, candidates: list[Candidate], *, language: str) -> Reply:
+    """An answer in `language` (the customer's) with the pair's active follow-ups; they are stored where
+    suggestions are (the pairs a bot message offers as buttons), so clicking one is an offered suggestion like
+    any other."""
     outcome = "handoff" if pair.handoff else "answer"
     pairs = active_pairs()
     followups = [
-        Suggestion(id=pairs[pk].pk, question=pairs[pk].question) for pk in pair_followups(pair.pk) if pk in pairs
+        Suggestion(id=pk, question=pair_question(pairs[pk], language)) for pk in pair_followups(pair.pk) if pk in pairs
     ]
     return Reply(
         outcome=outcome,
-        text=pair.answer,
+        text=answer_in(pair, language),
         pair=pair,
         confidence=confidence,
         candidates=candidates,
@@ -52,21 +62,17 @@ def reply_compose(
     *, text: str, ranked: list[tuple[str, float]] | None, decide: Callable[[list[tuple[str, float]]], bool] | None
 ) -> Reply:
     """`ranked` is the model's top-k (label, score); None when no model is in service."""
-    language = detect_language(text)
+    language = reply_language(text)
     if ranked is None:
         return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(language, []))
-    pairs = active_pairs()
-    live = [(pairs[int(label)], score) for label, score in ranked if label.isdigit() and int(label) in pairs]
+    live = _live(ranked)
     candidates: list[Candidate] = [
         {"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live
     ]
     if live and decide is not None and decide([(str(pair.pk), score) for pair, score in live]):
-        return reply_for_pair(live[0][0], live[0][1], candidates)
-    same_language = [pair for pair, _ in live if pair.language == language and not pair.handoff]
-    others = [pair for pair, _ in live if pair.language != language and not pair.handoff]
-    # Suggestions in the customer's language; the other language only when the model offers none.
-    chosen = (same_language or others)[: settings.CHATBOT_SUGGESTIONS]
-    suggestions: list[Suggestion] = [{"id": pair.pk, "question": pair.question} for pair in chosen]
+        return reply_for_pair(live[0][0], live[0][1], candidates, language=language)
+    chosen = [pair for pair, _ in live if not pair.handoff][: settings.CHATBOT_SUGGESTIONS]
+    suggestions: list[Suggestion] = [{"id": pair.pk, "question": pair_question(pair, language)} for pair in chosen]
     suggestions += _handoff_suggestion(language, suggestions)
     confidence = live[0][1] if live else 0.0
     return Reply(
@@ -74,9 +80,36 @@ def reply_compose(
     )
 
 
+def reply_language(text: str) -> str:
+    """The language to answer a message in: the message's own (a customer may switch mid-conversation)."""
+    return detect_language(text)
+
+
+def answer_in(pair: QAPair, language: str) -> str:
+    """The pair's answer in `language`, or another language's after a note saying so, in `language`."""
+    text, found = pair_answer(pair, language)
+    if found == language or language not in OTHER_LANGUAGE:
+        return text
+    note = OTHER_LANGUAGE[language].format(language=LANGUAGE_NAMES[language].get(found, found))
+    return f"{note}\n\n{text}"
+
+
+def _live(ranked: list[tuple[str, float]]) -> list[tuple[QAPair, float]]:
+    """The model's labels as active pairs, best first: a pair merged into another counts as that one (their
+    probabilities add up), labels of pairs since deleted or deactivated are dropped."""
+    pairs = active_pairs()
+    scores: dict[int, float] = {}
+    for label, score in ranked:
+        if label.isdigit():
+            pk = pair_resolve(int(label))
+            if pk in pairs:
+                scores[pk] = scores.get(pk, 0.0) + score
+    return sorted(((pairs[pk], score) for pk, score in scores.items()), key=lambda item: -item[1])
+
+
 def _handoff_suggestion(language: str, existing: list[Suggestion]) -> list[Suggestion]:
     handoffs = sorted((p for p in active_pairs().values() if p.handoff), key=lambda p: (p.category, p.question))
-    pair = next((p for p in handoffs if p.language == language), None) or next(iter(handoffs), None)
+    pair = next(iter(handoffs), None)
     if pair is None or any(item["id"] == pair.pk for item in existing):
         return []
-    return [{"id": pair.pk, "question": pair.question}]
+    return [{"id": pair.pk, "question": pair_question(pair, language)}]

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chatbot.celery import app as celery_app
@@ -152,7 +153,8 @@ def suggestion_offered(*, conversation: Conversation, pair_id: int) -> QAPair | 
     )
     if not any(isinstance(item, dict) and item.get("id") == pair_id for item in offered or []):
         return None
-    return QAPair.objects.filter(pk=pair_id, is_active=True).first()
+    # a pair merged into another since it was offered: the one it was merged into
+    return QAPair.objects.filter(Q(pk=pair_id) | Q(merged_from__pk=pair_id), is_active=True).first()
 
 
 def messages_unanswered(*, older_than: float, newer_than: float, limit: int) -> list[int]:

@@ -10,7 +10,7 @@ class KnowledgeConfig(AppConfig):
 
         from chatbot.knowledge.selectors import pairs_changed
 
-        post_save.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_save")
-        post_delete.connect(pairs_changed, sender="knowledge.QAPair", dispatch_uid="pairs_changed_delete")
-        post_save.connect(pairs_changed, sender="knowledge.FollowUp", dispatch_uid="followups_changed_save")
-        post_delete.connect(pairs_changed, sender="knowledge.FollowUp", dispatch_uid="followups_changed_delete")
+        # what the pairs cache holds: the pairs, their answers, follow-ups and questions in each language
+        for model in ("QAPair", "PairAnswer", "FollowUp", "AlternateQuestion"):
+            post_save.connect(pairs_changed, sender=f"knowledge.{model}", dispatch_uid=f"{model}_changed_save")
+            post_delete.connect(pairs_changed, sender=f"knowledge.{model}", dispatch_uid=f"{model}_changed_delete")

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -8,20 +10,47 @@ class Language(models.TextChoices):
     CHINESE = "zh", "Chinese"
 
 
+def languages() -> list[str]:
+    """The languages the shop answers in (CHATBOT_LANGUAGES), in order of preference for a fallback."""
+    return list(settings.CHATBOT_LANGUAGES)
+
+
+def language_name(code: str) -> str:
+    return dict(Language.choices).get(code, code)
+
+
+class PairManager(models.Manager["QAPair"]):
+    def create_topic(self, *, question: str, answers: dict[str, str], **fields: Any) -> "QAPair":
+        """A pair with its answers, {language: text}."""
+        pair = self.create(question=question, **fields)
+        PairAnswer.objects.bulk_create(
+            PairAnswer(pair=pair, language=code, text=text) for code, text in answers.items()
+        )
+        return pair
+
+
 class QAPair(models.Model):
-    """A curated answer and the question it answers; the unit the model picks."""
+    """One topic, the unit the model picks: its main question, its answer in each language the shop serves
+    (PairAnswer), alternate questions in any language and follow-ups.
+
+    A pair merged into another stays as an inactive redirect (`merged_into`): a model trained before the merge
+    still predicts its id, and the reply is the survivor's until the next training."""
 
     question = models.CharField(max_length=500, unique=True)
-    answer = models.TextField(
-        help_text="Plain text; links (<a href>) and <b>, <i>, lists are kept, other HTML is removed."
-    )
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH, db_index=True)
     category = models.CharField(max_length=64, blank=True, db_index=True)
     handoff = models.BooleanField(default=False, help_text="Answering with this pair offers the customer a person.")
     is_active = models.BooleanField("active", default=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_from",
+        help_text="Merged into this pair: inactive, and the bot answers with that pair instead.",
+    )
     followups: "models.ManyToManyField[QAPair, FollowUp]" = models.ManyToManyField(
         "self",
         through="FollowUp",
@@ -32,12 +61,36 @@ class QAPair(models.Model):
         help_text="Questions offered as buttons after this answer, in order.",
     )
 
+    objects = PairManager()
+
     class Meta:
         verbose_name = "Q&A pair"
         ordering = ["category", "question"]
 
     def __str__(self) -> str:
         return self.question
+
+    def answer_texts(self) -> dict[str, str]:
+        """{language: answer}; prefetch `translations` when reading many pairs."""
+        return {answer.language: answer.text for answer in self.translations.all()}
+
+
+class PairAnswer(models.Model):
+    """A pair's answer in one language."""
+
+    pair = models.ForeignKey(QAPair, on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(max_length=8, choices=Language.choices)
+    text = models.TextField(
+        "answer", help_text="Plain text; links (<a href>) and <b>, <i>, lists are kept, other HTML is removed."
+    )
+
+    class Meta:
+        verbose_name = "answer"
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["pair", "language"], name="unique_answer_per_language")]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id} {self.language}"
 
 
 class FromMessage(models.Model):

@@ -1,4 +1,9 @@
-"""Import and export of Q&A pairs (CSV and JSON), shared by the admin and the commands."""
+"""Import and export of Q&A pairs (CSV and JSON), shared by the admin and the commands.
+
+One row per pair: `question`, an answer column per language of CHATBOT_LANGUAGES (`answer_en`, `answer_zh`; in
+JSON an `answers` object), `alternates` in any language, `category`, `handoff`, `followups`. The one-language
+format of before (`answer` with `language`, or the language of the question) still imports: it sets that
+language's answer and leaves the pair's others."""
 
 import json
 from typing import Any
@@ -7,13 +12,13 @@ import tablib
 from import_export import fields, resources, widgets
 from import_export.formats import base_formats
 
-from chatbot.knowledge.models import AlternateQuestion, FollowUp, QAPair
+from chatbot.knowledge.models import AlternateQuestion, FollowUp, PairAnswer, QAPair, languages
 from chatbot.knowledge.text import detect_language
 
 MAX_ALTERNATES = 200
 MAX_FOLLOWUPS = 20
 LIST_COLUMNS = ("alternates", "followups")
-REQUIRED_COLUMNS = ("question", "answer")
+ANSWER_PREFIX = "answer_"
 TEXT_COLUMNS = ("question", "answer", "language", "category")
 TRUE_VALUES = {"1", "true", "yes", "y", "on"}
 FALSE_VALUES = {"0", "false", "no", "n", "off", ""}
@@ -69,6 +74,23 @@ class StrictBooleanWidget(widgets.BooleanWidget):
         raise ValueError(f"handoff must be true or false, not {_short(repr(value), 40)}")
 
 
+def answer_columns() -> list[str]:
+    return [ANSWER_PREFIX + code for code in languages()]
+
+
+def answer_columns_check(headers: list[str]) -> str:
+    """What is wrong with a file's columns ("" when nothing): a question, and an answer in some language."""
+    unknown = [h for h in headers if h.startswith(ANSWER_PREFIX) and h not in answer_columns()]
+    if unknown:
+        return (
+            f"unknown column(s) {', '.join(unknown)}: answers are in {', '.join(answer_columns())} (CHATBOT_LANGUAGES)"
+        )
+    missing = [] if "question" in headers else ["question"]
+    if "answer" not in headers and not set(answer_columns()) & set(headers):
+        missing.append(" or ".join(answer_columns() + ["answer"]))
+    return f"missing column(s): {', '.join(missing)}" if missing else ""
+
+
 class QAPairResource(resources.ModelResource):
     alternates = fields.Field(
         column_name="alternates", attribute="_alternates", widget=LinesWidget("alternates", MAX_ALTERNATES)
@@ -80,8 +102,7 @@ class QAPairResource(resources.ModelResource):
 
     class Meta:
         model = QAPair
-        fields = ("question", "answer", "alternates", "language", "category", "handoff", "followups")
-        export_order = fields
+        fields = ("question", "alternates", "category", "handoff", "followups")
         import_id_fields = ("question",)
         clean_model_instances = True
         skip_unchanged = False
@@ -89,6 +110,13 @@ class QAPairResource(resources.ModelResource):
 
     def __init__(self, user: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        for column in answer_columns():
+            code = column.removeprefix(ANSWER_PREFIX)
+            self.fields[column] = fields.Field(
+                column_name=column,
+                attribute=f"_{column}",
+                dehydrate_method=lambda pair, code=code: pair.answer_texts().get(code, ""),
+            )
         self.user = user
         self.known_questions: set[str] = set()
         self.followups_wanted: dict[int, list[str]] = {}
@@ -98,10 +126,10 @@ class QAPairResource(resources.ModelResource):
         (a second row would silently overwrite the first)."""
         self.known_questions, self.followups_wanted = set(), {}  # the same resource may import twice
         headers = dataset.headers or []
-        missing = [name for name in REQUIRED_COLUMNS if name not in headers]
-        if missing:
+        problem = answer_columns_check(headers)
+        if problem:
             dataset.wipe()  # import-export goes on to the rows after this error, and rows without headers crash it
-            raise ValueError(f"missing column(s): {', '.join(missing)}")
+            raise ValueError(problem)
         seen: dict[str, int] = {}
         for number, question in enumerate(dataset["question"], start=1):
             if not isinstance(question, str) or not question.strip():
@@ -112,8 +140,14 @@ class QAPairResource(resources.ModelResource):
         if "followups" in headers:  # a follow-up may name a pair stored already or one a later row creates
             self.known_questions = set(seen) | set(QAPair.objects.values_list("question", flat=True))
 
+    def get_export_order(self) -> tuple[str, ...]:
+        return ("question", *answer_columns(), "alternates", "category", "handoff", "followups")
+
+    def get_import_order(self) -> tuple[str, ...]:
+        return self.get_export_order()
+
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        for key in TEXT_COLUMNS:
+        for key in (*TEXT_COLUMNS, *answer_columns()):
             value = row.get(key)
             if value is None:
                 continue
@@ -122,14 +156,27 @@ class QAPairResource(resources.ModelResource):
             if "\x00" in value:
                 raise ValueError(f"{key} must not contain NUL characters")
             row[key] = value.strip()
-        if not row.get("language") and isinstance(row.get("question"), str):
-            row["language"] = detect_language(row["question"])
+        if "answer" in row:
+            self._one_language(row)
+        if not any(row.get(column) for column in answer_columns()):
+            raise ValueError("a pair needs an answer in at least one language")
         if row.get("handoff") in (None, ""):
             row["handoff"] = False
         if row.get("category") is None:
             row["category"] = ""
         if "followups" in row:
             self._check_followups(row)
+
+    def _one_language(self, row: Any) -> None:
+        """The format of before: `answer` in `language` (or the question's) becomes that language's column."""
+        language = row.get("language") or (
+            detect_language(row["question"]) if isinstance(row.get("question"), str) else languages()[0]
+        )
+        if language not in languages():
+            raise ValueError(f"language must be one of {', '.join(languages())} (CHATBOT_LANGUAGES), not {language!r}")
+        column = ANSWER_PREFIX + language
+        if row.get("answer") and not row.get(column):
+            row[column] = row["answer"]
 
     def _check_followups(self, row: Any) -> None:
         wanted = self.fields["followups"].widget.clean(row.get("followups"))
@@ -152,6 +199,8 @@ class QAPairResource(resources.ModelResource):
     def after_save_instance(self, instance: QAPair, row: Any, **kwargs: Any) -> None:
         if getattr(instance, "_followups", None) is not None:
             self.followups_wanted[instance.pk] = instance._followups  # type: ignore[attr-defined]
+        if not kwargs.get("dry_run"):
+            self._answers_save(instance, row)
         alternates = getattr(instance, "_alternates", None)
         if kwargs.get("dry_run") or alternates is None:  # no alternates column: the pair keeps its alternates
             return
@@ -162,6 +211,17 @@ class QAPairResource(resources.ModelResource):
         AlternateQuestion.objects.bulk_create(
             [AlternateQuestion(pair=instance, text=text) for text in wanted if text not in existing]
         )
+
+    def _answers_save(self, pair: QAPair, row: Any) -> None:
+        """Each answer column of the file sets that language's answer; an empty cell removes it."""
+        for column in answer_columns():
+            if column not in row:
+                continue
+            language = column.removeprefix(ANSWER_PREFIX)
+            if row[column]:
+                PairAnswer.objects.update_or_create(pair=pair, language=language, defaults={"text": row[column]})
+            else:
+                PairAnswer.objects.filter(pair=pair, language=language).delete()
 
     def after_import(self, dataset: tablib.Dataset, result: Any, **kwargs: Any) -> None:
         """Follow-ups are linked once every row is saved: a row may name a pair that a later row creates."""
@@ -177,34 +237,53 @@ class QAPairResource(resources.ModelResource):
         )
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return QAPair.objects.prefetch_related("alternates", "followup_links__followup")
+        return QAPair.objects.prefetch_related("translations", "alternates", "followup_links__followup")
 
 
 class JSON(base_formats.JSON):
-    """JSON with `alternates` and `followups` as lists of strings (the CSV cell has one per line)."""
+    """JSON with `alternates` and `followups` as lists of strings (the CSV cell has one per line) and the answers
+    as an object {language: answer} (the CSV's answer_<language> columns)."""
 
     def export_data(self, dataset: tablib.Dataset, **kwargs: Any) -> str:
         rows = []
         for row in dataset.dict:
             row = dict(row)
+            answers = {
+                key.removeprefix(ANSWER_PREFIX): row.pop(key) for key in list(row) if key.startswith(ANSWER_PREFIX)
+            }
             for column in LIST_COLUMNS:
                 row[column] = [line for line in (row.get(column) or "").splitlines() if line]
-            rows.append(row)
+            rows.append(
+                {"question": row.pop("question", ""), "answers": {k: v for k, v in answers.items() if v}, **row}
+            )
         return json.dumps(rows, ensure_ascii=False, indent=2)
 
     def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
         data = json.loads(in_stream)
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise ValueError(
-                "JSON must be a list of objects with keys question, answer, alternates, language, category"
+                "JSON must be a list of objects with keys question, answers, alternates, category, handoff, followups"
             )
+        data = [_answers_flat(item) for item in data]
         headers = list(dict.fromkeys(key for item in data for key in item))
         if data and not headers:  # `[{}]`: tablib would make a dataset without headers, which import_data trips on
-            raise ValueError("JSON objects need at least the keys question and answer")
+            raise ValueError("JSON objects need at least the keys question and answers")
         dataset = tablib.Dataset(headers=headers)
         for item in data:
             dataset.append([item.get(key, "") for key in headers])
         return dataset
+
+
+def _answers_flat(item: dict) -> dict:
+    """{"answers": {"en": ...}} as the CSV's columns {"answer_en": ...}."""
+    if "answers" not in item:
+        return item
+    answers = item["answers"]
+    if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+        raise ValueError('"answers" must be an object of texts by language, e.g. {"en": "...", "zh": "..."}')
+    flat = {key: value for key, value in item.items() if key != "answers"}
+    flat.update({ANSWER_PREFIX + str(code): text for code, text in answers.items()})
+    return flat
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): customer text reaches

@@ -7,18 +7,26 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from chatbot.knowledge.models import FollowUp, QAPair
+from chatbot.knowledge.models import AlternateQuestion, FollowUp, QAPair, languages
+from chatbot.knowledge.text import detect_language
 from chatbot.redis_client import redis_client, redis_key
 
 # The active pairs, kept per process: reading them is the model path's biggest cost after the model
 # (one query a message). A saved or deleted pair bumps a stamp in Redis after commit, and every process
 # reloads on its next message; bulk updates (which send no signal) show within CHATBOT_PAIRS_CACHE_SECONDS.
-_cache: dict[str, Any] = {"stamp": None, "loaded_at": float("-inf"), "pairs": {}, "followups": {}}
+_cache: dict[str, Any] = {
+    "stamp": None,
+    "loaded_at": float("-inf"),
+    "pairs": {},
+    "followups": {},
+    "questions": {},
+    "redirects": {},
+}
 STAMP = "pairs-stamp"
 
 
 def pairs_changed(**kwargs: Any) -> None:
-    """post_save / post_delete of a QAPair or a FollowUp."""
+    """post_save / post_delete of a QAPair, its answers, alternates or follow-ups."""
     if settings.REDIS_URL:
         transaction.on_commit(_bump)
 
@@ -31,7 +39,32 @@ def _bump() -> None:
 
 
 def active_pairs() -> dict[int, QAPair]:
+    """The active pairs by id, their answers prefetched (`pair_answer` reads them without a query)."""
     return _snapshot()["pairs"]
+
+
+def pair_resolve(pair_id: int) -> int:
+    """The pair that answers for `pair_id`: itself, or the pair it was merged into (a model trained before the
+    merge still predicts the old id)."""
+    return _snapshot()["redirects"].get(pair_id, pair_id)
+
+
+def pair_question(pair: QAPair, language: str) -> str:
+    """The pair's question as a customer writing `language` reads it on a button: the main question when it is
+    in that language, else its first curated alternate in that language, else the main question."""
+    if detect_language(pair.question) == language:
+        return pair.question
+    return _snapshot()["questions"].get(pair.pk, {}).get(language, pair.question)
+
+
+def pair_answer(pair: QAPair, language: str) -> tuple[str, str]:
+    """(answer text, its language): the answer in `language`, else the first of CHATBOT_LANGUAGES the pair has
+    (else any). No query for a pair of `active_pairs`; ("", language) for a pair without answers."""
+    answers = pair.answer_texts()
+    for code in (language, *languages(), *sorted(answers)):
+        if code in answers:
+            return answers[code], code
+    return "", language
 
 
 def pair_followups(pair_id: int) -> list[int]:
@@ -43,7 +76,13 @@ def _load() -> dict[str, Any]:
     followups: dict[int, list[int]] = {}
     for pair_id, followup_id in FollowUp.objects.values_list("pair_id", "followup_id"):  # in Meta order
         followups.setdefault(pair_id, []).append(followup_id)
-    return {"pairs": QAPair.objects.filter(is_active=True).in_bulk(), "followups": followups}
+    pairs = QAPair.objects.filter(is_active=True).prefetch_related("translations").in_bulk()
+    questions: dict[int, dict[str, str]] = {}
+    curated = AlternateQuestion.objects.filter(pair__is_active=True, source=AlternateQuestion.Source.CURATED)
+    for pair_id, text in curated.order_by("id").values_list("pair_id", "text"):
+        questions.setdefault(pair_id, {}).setdefault(detect_language(text), text)
+    redirects = dict(QAPair.objects.filter(merged_into__isnull=False).values_list("pk", "merged_into_id"))
+    return {"pairs": pairs, "followups": followups, "questions": questions, "redirects": redirects}
 
 
 def _snapshot() -> dict[str, Any]:

@@ -2,10 +2,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
+from django.db import transaction
+from django.utils import timezone
 from import_export.results import Result
 
+from chatbot.knowledge.merging import pairs_merge_rows
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.resources import QAPairResource, format_for
+from chatbot.knowledge.resources import QAPairResource, answer_columns_check, format_for
+from chatbot.knowledge.selectors import pairs_changed
+from chatbot.registry.models import TrainingRun
+from chatbot.registry.services import training_run_create
 
 
 @dataclass
@@ -49,9 +56,9 @@ def qa_import(*, data: str | bytes, file_format: str, user: Any = None, dry_run:
         dataset = fmt.create_dataset(data)
     except Exception as error:  # tablib and json raise many types for a malformed file
         return ImportReport(errors=[f"file: cannot read {file_format.upper()}: {str(error)[:300]}"])
-    missing = {"question", "answer"} - set(dataset.headers or [])
-    if missing:
-        return ImportReport(errors=[f"file: missing column(s): {', '.join(sorted(missing))}"])
+    problem = answer_columns_check(list(dataset.headers or []))
+    if problem:
+        return ImportReport(errors=[f"file: {problem}"])
     if not len(dataset):
         return ImportReport(errors=["file: no rows to import"])
     resource = QAPairResource(user=user)
@@ -71,6 +78,22 @@ def qa_export_file(*, path: str | Path, queryset: Any = None) -> int:
     path = Path(path)
     fmt = format_for(str(path))
     queryset = queryset if queryset is not None else QAPair.objects.all()
-    dataset = QAPairResource().export(queryset=queryset.prefetch_related("alternates", "followup_links__followup"))
+    dataset = QAPairResource().export(
+        queryset=queryset.prefetch_related("translations", "alternates", "followup_links__followup")
+    )
     path.write_text(fmt.export_data(dataset), encoding="utf-8")
     return len(dataset)
+
+
+@transaction.atomic
+def pairs_merge(*, survivor: QAPair, merged: list[QAPair], user: Any = None) -> list[int]:
+    """Merge pairs into `survivor` as one topic (see merging.pairs_merge_rows); returns the ids merged.
+
+    The model in service still predicts the merged ids: they stay as inactive redirects, answered with the
+    survivor's answers, and a training run is queued so that the next model learns the topic as one label."""
+    ids = pairs_merge_rows(apps.get_model, survivor_id=survivor.pk, merged_ids=[pair.pk for pair in merged])
+    if ids:
+        QAPair.objects.filter(pk=survivor.pk).update(is_active=True, updated_by=user, updated_at=timezone.now())
+        pairs_changed()  # queryset updates send no signal
+        training_run_create(trigger=TrainingRun.Trigger.ADMIN, user=user)
+    return ids

@@ -119,8 +119,8 @@ def review_new_pair(
     *, items: list[ReviewItem], question: str, answer: str, language: str, category: str, user: Any
 ) -> QAPair:
     """A new pair answering these messages; they become its alternate questions (source: log)."""
-    pair = QAPair.objects.create(
-        question=question, answer=answer, language=language, category=category, updated_by=user
+    pair = QAPair.objects.create_topic(
+        question=question, answers={language: answer}, category=category, updated_by=user
     )
     review_attach(items=items, pair=pair, user=user)
     _decide(items, ReviewItem.Status.NEW_PAIR, user, pair)
