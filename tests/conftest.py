@@ -67,6 +67,17 @@ def fresh_address_limits() -> None:
 
 
 @pytest.fixture
+def fresh_pairs_cache() -> Iterator[None]:
+    """This process's pairs cache reloads in the test (inside its transaction) and after it: a test that runs
+    on-commit callbacks in a transaction that is rolled back would leave the cache holding rows that are gone."""
+    from chatbot.knowledge import selectors
+
+    selectors._cache["loaded_at"] = float("-inf")
+    yield
+    selectors._cache["loaded_at"] = float("-inf")
+
+
+@pytest.fixture
 def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # noqa: ANN001
     """Database access without a wrapping transaction, for code that runs in other threads or processes."""
     with django_db_blocker.unblock():

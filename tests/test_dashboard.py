@@ -53,7 +53,7 @@ def _exchange(conversation, day, minute, text, *, outcome, pair=None, confidence
 def known_conversations() -> dict[str, QAPair]:
     """Four conversations over three days, two in each language, with every outcome and feedback."""
     p1 = QAPair.objects.get(question="Where is my order?")
-    p2 = QAPair.objects.get(question="退货政策是什么？")
+    p2 = QAPair.objects.get(alternates__text="退货政策是什么？")  # the topic, asked in Chinese
     handoff = QAPair.objects.get(question="Can I talk to a human agent?")
     e1, e2 = Conversation.objects.create(language="en"), Conversation.objects.create(language="en")
     z1, z2 = Conversation.objects.create(language="zh"), Conversation.objects.create(language="zh")
@@ -63,7 +63,7 @@ def known_conversations() -> dict[str, QAPair]:
     _exchange(z1, D1, 4, "退货怎么弄", outcome="answer", pair=p2, confidence=0.95, latency=40, helpful=False)
     _exchange(z1, D1, 5, "这个怎么办", outcome="unsure", confidence=0.1, latency=50)
     _exchange(z1, D1, 6, "这个怎么办", outcome="unsure", confidence=0.12, latency=60)
-    _exchange(z2, D3, 7, p2.question, outcome="answer", pair=p2, confidence=1.0, latency=5, clicked=True)
+    _exchange(z2, D3, 7, "退货政策是什么？", outcome="answer", pair=p2, confidence=1.0, latency=5, clicked=True)
     return {"p1": p1, "p2": p2, "handoff": handoff}
 
 
@@ -93,7 +93,7 @@ def known_handoffs() -> Site:
     _handoff("human please", D2, 3, claimed=30, responded=50, rating=5)  # e2
     _handoff("退货怎么弄", D1, 7, claimed=90, responded=100, rating=2)  # z1
     _handoff("where is my parcel", D1, 10)  # e1: nobody available
-    _handoff(QAPair.objects.get(question="退货政策是什么？").question, D3, 8, claimed=60)  # z2: taken, no words yet
+    _handoff("退货政策是什么？", D3, 8, claimed=60)  # z2: taken, no words yet
     shop = Site.objects.create(name="Dashboard shop", allowed_origins="https://shop.example.com")
     _known().filter(messages__text__in=["human please", "退货怎么弄"]).update(site=shop)
     return shop

@@ -12,7 +12,7 @@ from chatbot.knowledge.services import qa_export_file, qa_import
 from chatbot.knowledge.text import answer_plain, detect_language
 from tests.admin_forms import pair_form
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_pairs_cache")]
 
 
 def pair(question: str, language: str = "en") -> QAPair:

@@ -204,7 +204,7 @@ def test_a_suggested_pair_is_attached_or_dismissed_and_only_undecided_questions_
     assert pair.alternates.filter(text="hi my parcel never came", source="log").exists()
     assert dismiss.pk == item(earlier).pk and item(earlier).status == ReviewItem.Status.IGNORED
     assert item(earlier).operator_answer.text == "Sorry, we will refund it."
-    assert not QAPair.objects.filter(answer__startswith="Sorry, we will refund").exists()
+    assert not QAPair.objects.filter(translations__text__startswith="Sorry, we will refund").exists()
     # and: a later reply to nothing new, or to a decided question, suggests nothing
     again = person_answered(answer="Anything else?", conversation=earlier.conversation)
     assert review_suggestion_add(operator_message_id=again.pk) is None

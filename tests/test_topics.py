@@ -25,17 +25,9 @@ from chatbot.review.queue import review_queue_sync
 from tests.admin_forms import pair_form
 from tests.fresh_database import fresh_database_run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_pairs_cache")]
 ROOT = Path(__file__).resolve().parent.parent
 CHANGELIST = "/admin/knowledge/qapair/"
-
-
-@pytest.fixture(autouse=True)
-def fresh_pairs_cache():
-    """The pairs cache reloads inside the test's transaction, and again after its rollback."""
-    selectors._cache["loaded_at"] = float("-inf")
-    yield
-    selectors._cache["loaded_at"] = float("-inf")
 
 
 @pytest.fixture

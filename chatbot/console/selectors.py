@@ -3,14 +3,14 @@
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, Window
+from django.db.models import Case, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from chatbot.console.models import Handoff, Note, Ticket
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import PairAnswer, QAPair
-from chatbot.knowledge.text import answer_plain
+from chatbot.knowledge.text import answer_plain, detect_language
 
 QUEUE_PREVIEW = 3  # last messages shown with a waiting conversation
 TRANSCRIPT_LIMIT = 200
@@ -125,7 +125,7 @@ def tickets_list(*, limit: int = 100) -> list[dict[str, Any]]:
 
 def canned_search(*, query: str) -> list[dict[str, Any]]:
     """Answers of active Q&A pairs whose question, alternates or answers contain the words, one result per
-    answer (a pair answered in English and Chinese gives two)."""
+    answer (a pair answered in English and Chinese gives two), those in the language of the words first."""
     words = query.split()[:8]
     if not words:
         return []
@@ -134,10 +134,12 @@ def canned_search(*, query: str) -> list[dict[str, Any]]:
         found = found.filter(
             Q(question__icontains=word) | Q(translations__text__icontains=word) | Q(alternates__text__icontains=word)
         )
+    first = detect_language(query)  # answers in the language of the words searched first
     answers = (
         PairAnswer.objects.filter(pair__in=found.values("pk"))
         .select_related("pair")
-        .order_by("language", "pair__question")[:CANNED_LIMIT]
+        .annotate(other=Case(When(language=first, then=Value(0)), default=Value(1)))
+        .order_by("other", "language", "pair__question")[:CANNED_LIMIT]
     )
     return [
         {"id": a.pair_id, "question": a.pair.question, "answer": answer_plain(a.text), "language": a.language}
