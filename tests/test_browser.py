@@ -111,6 +111,7 @@ def test_one_topic_answers_an_english_and_a_chinese_question_each_in_its_languag
     # then: the same topic answers each in its language, its follow-up buttons too
     expect(page.locator(".msg.bot .msg-text").last).to_have_text(answer_plain(answers["zh"]), timeout=20000)
     expect(page.locator(".msg.bot").last.locator(".chip", has_text="怎么申请退货？")).to_be_visible()
+    page.wait_for_timeout(500)  # the answer's fade-in
     page.screenshot(path=str(tmp_path / "chat-one-topic.png"))
     # and the operator edits the two answers side by side on the pair's page
     from django.contrib.auth.models import User
@@ -122,7 +123,7 @@ def test_one_topic_answers_an_english_and_a_chinese_question_each_in_its_languag
         page.fill("#id_username", "topic-admin")
         page.fill("#id_password", "a-long-password-1")
         page.click("input[type=submit]")
-        texts = page.locator("textarea[name^='translations-'][name$='-text']")
+        texts = page.locator("textarea[name^='translations-'][name$='-text']:not([name*='__prefix__'])")
         expect(texts).to_have_count(2)
         assert [texts.nth(i).input_value() for i in range(2)] == [answers["en"], answers["zh"]]
         page.screenshot(path=str(tmp_path / "admin-pair-answers.png"), full_page=True)

@@ -90,7 +90,7 @@ class PairAnswer(models.Model):
         constraints = [models.UniqueConstraint(fields=["pair", "language"], name="unique_answer_per_language")]
 
     def __str__(self) -> str:
-        return f"{self.pair_id} {self.language}"
+        return f"{language_name(self.language)} answer"
 
 
 class FromMessage(models.Model):
