@@ -17,6 +17,7 @@ from chatbot.conversations.replies import reply_compose
 from chatbot.conversations.services import answer_payload, message_receive
 from chatbot.knowledge import selectors
 from chatbot.knowledge.models import AlternateQuestion, FollowUp, PairAnswer, QAPair
+from chatbot.knowledge.resources import QAPairResource
 from chatbot.knowledge.services import pairs_merge, qa_export_file, qa_import
 from chatbot.knowledge.text import answer_plain, detect_language
 from chatbot.registry.models import TrainingRun
@@ -228,6 +229,8 @@ def test_merging_moves_everything_to_the_survivor_and_the_old_id_answers_with_it
     review.refresh_from_db()
     assert review.pair == english
     assert TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, trigger="admin").exists()
+    exported = QAPairResource().export(queryset=QAPair.objects.filter(pk__in=[english.pk, chinese.pk]))
+    assert exported["question"] == [english.question]  # a redirect is no pair of its own in a file
     # the model in service still predicts the merged id: the reply is the survivor's, their scores added up
     selectors._cache["loaded_at"] = float("-inf")
     reply = reply_compose(

@@ -15,7 +15,7 @@ from chatbot.console.services import handoff_after_reply
 from chatbot.conversations.models import Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair, reply_language
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.selectors import active_pairs, pair_resolve
+from chatbot.knowledge.selectors import pairs_view
 from chatbot.metrics import metrics_answer
 from chatbot.registry.engine import Loaded, engine_get
 
@@ -126,10 +126,11 @@ _engine = _EngineCheck()
 
 def _reply(message: Message, loaded: Loaded | None) -> Reply:
     if message.suggested_pair_id is not None:  # a clicked suggestion: an active pair is in the pairs cache
-        pk = pair_resolve(message.suggested_pair_id)
-        suggested = active_pairs().get(pk) or QAPair.objects.filter(pk=pk).first()
+        view = pairs_view()
+        pk = view.resolve(message.suggested_pair_id)
+        suggested = view.pairs.get(pk) or QAPair.objects.filter(pk=pk).first()
         if suggested is not None:
-            return reply_for_pair(suggested, 1.0, [], language=reply_language(message.text))
+            return reply_for_pair(suggested, 1.0, [], language=reply_language(message.text), view=view)
     if settings.CHATBOT_NOOP_MODEL:
         return reply_for_pair(_noop_pair(), 1.0, [], language=reply_language(message.text))
     if loaded is None:

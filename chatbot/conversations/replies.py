@@ -10,7 +10,7 @@ from django.conf import settings
 
 from chatbot.conversations.frames import Candidate, Suggestion
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.selectors import active_pairs, pair_answer, pair_followups, pair_question, pair_resolve
+from chatbot.knowledge.selectors import PairsView, pair_answer, pairs_view
 from chatbot.knowledge.text import detect_language
 
 NOT_SURE = {
@@ -39,14 +39,17 @@ class Reply:
     suggestions: list[Suggestion] = field(default_factory=list)
 
 
-def reply_for_pair(pair: QAPair, confidence: float, candidates: list[Candidate], *, language: str) -> Reply:
+def reply_for_pair(
+    pair: QAPair, confidence: float, candidates: list[Candidate], *, language: str, view: PairsView | None = None
+) -> Reply:
     """An answer in `language` (the customer's) with the pair's active follow-ups; they are stored where
     suggestions are (the pairs a bot message offers as buttons), so clicking one is an offered suggestion like
     any other."""
     outcome = "handoff" if pair.handoff else "answer"
-    pairs = active_pairs()
+    view = view or pairs_view()
     followups = [
-        Suggestion(id=pk, question=pair_question(pairs[pk], language)) for pk in pair_followups(pair.pk) if pk in pairs
+        Suggestion(id=followup.pk, question=view.question(followup, language))
+        for followup in view.followups_of(pair.pk)
     ]
     return Reply(
         outcome=outcome,
@@ -62,18 +65,18 @@ def reply_compose(
     *, text: str, ranked: list[tuple[str, float]] | None, decide: Callable[[list[tuple[str, float]]], bool] | None
 ) -> Reply:
     """`ranked` is the model's top-k (label, score); None when no model is in service."""
-    language = reply_language(text)
+    language, view = reply_language(text), pairs_view()
     if ranked is None:
-        return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(language, []))
-    live = _live(ranked)
+        return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(view, language, []))
+    live = _live(view, ranked)
     candidates: list[Candidate] = [
         {"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live
     ]
     if live and decide is not None and decide([(str(pair.pk), score) for pair, score in live]):
-        return reply_for_pair(live[0][0], live[0][1], candidates, language=language)
+        return reply_for_pair(live[0][0], live[0][1], candidates, language=language, view=view)
     chosen = [pair for pair, _ in live if not pair.handoff][: settings.CHATBOT_SUGGESTIONS]
-    suggestions: list[Suggestion] = [{"id": pair.pk, "question": pair_question(pair, language)} for pair in chosen]
-    suggestions += _handoff_suggestion(language, suggestions)
+    suggestions: list[Suggestion] = [{"id": pair.pk, "question": view.question(pair, language)} for pair in chosen]
+    suggestions += _handoff_suggestion(view, language, suggestions)
     confidence = live[0][1] if live else 0.0
     return Reply(
         outcome="unsure", text=NOT_SURE[language], confidence=confidence, candidates=candidates, suggestions=suggestions
@@ -94,22 +97,21 @@ def answer_in(pair: QAPair, language: str) -> str:
     return f"{note}\n\n{text}"
 
 
-def _live(ranked: list[tuple[str, float]]) -> list[tuple[QAPair, float]]:
+def _live(view: PairsView, ranked: list[tuple[str, float]]) -> list[tuple[QAPair, float]]:
     """The model's labels as active pairs, best first: a pair merged into another counts as that one (their
     probabilities add up), labels of pairs since deleted or deactivated are dropped."""
-    pairs = active_pairs()
     scores: dict[int, float] = {}
     for label, score in ranked:
         if label.isdigit():
-            pk = pair_resolve(int(label))
-            if pk in pairs:
+            pk = view.resolve(int(label))
+            if pk in view.pairs:
                 scores[pk] = scores.get(pk, 0.0) + score
-    return sorted(((pairs[pk], score) for pk, score in scores.items()), key=lambda item: -item[1])
+    return sorted(((view.pairs[pk], score) for pk, score in scores.items()), key=lambda item: -item[1])
 
 
-def _handoff_suggestion(language: str, existing: list[Suggestion]) -> list[Suggestion]:
-    handoffs = sorted((p for p in active_pairs().values() if p.handoff), key=lambda p: (p.category, p.question))
+def _handoff_suggestion(view: PairsView, language: str, existing: list[Suggestion]) -> list[Suggestion]:
+    handoffs = sorted((p for p in view.pairs.values() if p.handoff), key=lambda p: (p.category, p.question))
     pair = next(iter(handoffs), None)
     if pair is None or any(item["id"] == pair.pk for item in existing):
         return []
-    return [{"id": pair.pk, "question": pair_question(pair, language)}]
+    return [{"id": pair.pk, "question": view.question(pair, language)}]

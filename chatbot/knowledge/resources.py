@@ -236,6 +236,12 @@ class QAPairResource(resources.ModelResource):
             for order, question in enumerate(wanted)
         )
 
+    def filter_export(self, queryset: Any, **kwargs: Any) -> Any:
+        """Pairs merged into another are left out: their questions are the survivor's alternates, and a file
+        imported elsewhere would make them pairs of their own again."""
+        queryset = super().filter_export(queryset, **kwargs)
+        return queryset.filter(merged_into__isnull=True) if hasattr(queryset, "filter") else queryset
+
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return QAPair.objects.prefetch_related("translations", "alternates", "followup_links__followup")
 

@@ -1,6 +1,7 @@
 """Reads of the knowledge base that several processes share."""
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -43,33 +44,50 @@ def active_pairs() -> dict[int, QAPair]:
     return _snapshot()["pairs"]
 
 
-def pair_resolve(pair_id: int) -> int:
-    """The pair that answers for `pair_id`: itself, or the pair it was merged into (a model trained before the
-    merge still predicts the old id)."""
-    return _snapshot()["redirects"].get(pair_id, pair_id)
+@dataclass(frozen=True)
+class PairsView:
+    """One reading of the cache (one stamp check), for everything a reply needs."""
+
+    pairs: dict[int, QAPair]
+    followups: dict[int, list[int]]
+    questions: dict[int, dict[str, str]]
+    redirects: dict[int, int]
+
+    def resolve(self, pair_id: int) -> int:
+        """The pair that answers for `pair_id`: itself, or the pair it was merged into (a model trained before
+        the merge still predicts the old id)."""
+        return self.redirects.get(pair_id, pair_id)
+
+    def question(self, pair: QAPair, language: str) -> str:
+        """The pair's question as a customer writing `language` reads it on a button: the main question when it
+        is in that language, else its first curated alternate in that language, else the main question."""
+        if detect_language(pair.question) == language:
+            return pair.question
+        return self.questions.get(pair.pk, {}).get(language, pair.question)
+
+    def followups_of(self, pair_id: int) -> list[QAPair]:
+        """A pair's active follow-ups, in order."""
+        return [self.pairs[pk] for pk in self.followups.get(pair_id, []) if pk in self.pairs]
 
 
-def pair_question(pair: QAPair, language: str) -> str:
-    """The pair's question as a customer writing `language` reads it on a button: the main question when it is
-    in that language, else its first curated alternate in that language, else the main question."""
-    if detect_language(pair.question) == language:
-        return pair.question
-    return _snapshot()["questions"].get(pair.pk, {}).get(language, pair.question)
+def pairs_view() -> PairsView:
+    snapshot = _snapshot()
+    return PairsView(
+        pairs=snapshot["pairs"],
+        followups=snapshot["followups"],
+        questions=snapshot["questions"],
+        redirects=snapshot["redirects"],
+    )
 
 
 def pair_answer(pair: QAPair, language: str) -> tuple[str, str]:
     """(answer text, its language): the answer in `language`, else the first of CHATBOT_LANGUAGES the pair has
-    (else any). No query for a pair of `active_pairs`; ("", language) for a pair without answers."""
+    (else any). No query for a pair of the cache (`active_pairs`, `pairs_view`); ("", language) for a pair without answers."""
     answers = pair.answer_texts()
     for code in (language, *languages(), *sorted(answers)):
         if code in answers:
             return answers[code], code
     return "", language
-
-
-def pair_followups(pair_id: int) -> list[int]:
-    """The ids of a pair's follow-ups, in order (inactive ones included: callers keep the active)."""
-    return _snapshot()["followups"].get(pair_id, [])
 
 
 def _load() -> dict[str, Any]:
