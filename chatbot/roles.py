@@ -13,6 +13,7 @@ OPERATOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "knowledge.qapair": ALL,
     "knowledge.alternatequestion": ALL,
     "knowledge.followup": ALL,
+    "knowledge.pairanswer": ALL,
     "knowledge.outofscopeexample": ALL,
     "conversations.conversation": ("view", "delete"),  # deleting one customer's conversation on request
     "conversations.message": ("view",),

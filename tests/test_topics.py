@@ -107,7 +107,8 @@ def test_the_worker_reads_answers_from_the_pairs_cache_without_a_query():
 
 
 # --- the admin's inline -----------------------------------------------------------------------------
-def test_the_pair_page_edits_one_answer_per_language(operator):
+def test_the_pair_page_edits_one_answer_per_language(operator_client):
+    operator = operator_client  # an operator, not a superuser: the Operators group may edit answers
     pair = QAPair.objects.create_topic(question="Do you engrave?", answers={"en": "Yes, for 5 euros."})
     url = f"{CHANGELIST}{pair.pk}/change/"
     page = operator.get(url).content.decode()
