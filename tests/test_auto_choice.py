@@ -27,7 +27,7 @@ def test_a_run_tries_the_candidates_within_the_budget_and_stores_them(automatic)
     run = training_run_execute(TrainingRun.objects.create(trigger=TrainingRun.Trigger.ADMIN))
     assert run.status in (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.REJECTED), run.error
     run.refresh_from_db()
-    assert run.encoder == "auto"
+    assert run.encoder == "ngram"  # the candidate chosen (the list of runs shows it)
     names = [c["name"] for c in run.candidates]
     assert names == ["ngram", "fusion-e5-contrastive"]  # the demo knowledge base is half Chinese, ~5 per answer
     ngram, e5 = run.candidates
@@ -52,7 +52,7 @@ def test_the_settings_still_force_a_recipe(settings):  # noqa: ANN001
 def test_the_first_start_puts_the_fast_model_in_service_and_queues_the_choice(automatic):
     call_command("load_demo", "--retrain", verbosity=0)
     first, queued = TrainingRun.objects.order_by("-created_at")[1], TrainingRun.objects.order_by("-created_at")[0]
-    assert first.status == TrainingRun.Status.SUCCEEDED and first.encoder == "quick"
+    assert first.status == TrainingRun.Status.SUCCEEDED and first.encoder == "ngram"
     assert [c["name"] for c in first.candidates] == ["ngram"]
     assert first.candidates[0]["reason"].startswith("First start")
     assert queued.status == TrainingRun.Status.QUEUED and queued.trigger == TrainingRun.Trigger.DEMO

@@ -154,8 +154,8 @@ def _choose(run: TrainingRun, dataset: Dataset, config: ModelConfig, quick: bool
         chosen["reason"] = "First start: the fast model first; a training run in the background tries the others."
     else:
         chosen["reason"] = outcome.reason
-    run.candidates = outcome.candidates
-    run.save(update_fields=["candidates"])
+    run.candidates, run.encoder = outcome.candidates, outcome.chosen
+    run.save(update_fields=["candidates", "encoder"])
     logger.info("run %s: %s (%s)", run.pk, chosen["reason"], outcome.plan.get("why", ""))
     assert outcome.model is not None and outcome.scored is not None
     return outcome.model, outcome.scored
