@@ -50,7 +50,8 @@ def test_the_settings_still_force_a_recipe(settings):  # noqa: ANN001
 
 
 def test_the_first_start_puts_the_fast_model_in_service_and_queues_the_choice(automatic):
-    call_command("load_demo", "--retrain", verbosity=0)
+    ModelVersion.objects.update(is_active=False)  # a fresh install: no model in service yet
+    call_command("load_demo", verbosity=0)
     first, queued = TrainingRun.objects.order_by("-created_at")[1], TrainingRun.objects.order_by("-created_at")[0]
     assert first.status == TrainingRun.Status.SUCCEEDED and first.encoder == "ngram"
     assert [c["name"] for c in first.candidates] == ["ngram"]
