@@ -14,8 +14,6 @@ from chatbot.registry.charts import operating_point_words, tradeoff_chart, train
 from chatbot.registry.explain import numbers_table
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, model_version_set_threshold, training_run_create
-from training.auto import describe
-from training.config import ModelConfig
 from training.data import OUT_OF_SCOPE
 
 
@@ -54,8 +52,9 @@ def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def version_recipe(version: ModelVersion) -> tuple[str, str]:
-    """The version's recipe in plain words, and why it was chosen (the training run that made it)."""
-    recipe = version.metrics.get("recipe") or describe(ModelConfig.from_dict({"encoder": version.encoder}))
+    """The version's recipe in plain words (training/auto.py describe, stored at training: the web process
+    does not import the model code), and why it was chosen (the training run that made it)."""
+    recipe = version.metrics.get("recipe") or version.encoder  # versions trained before recipes were recorded
     run = TrainingRun.objects.filter(model_version=version).first()
     chosen = next((c for c in run.candidates if c.get("chosen")), None) if run else None
     return recipe, (chosen or {}).get("reason", "")
