@@ -395,6 +395,13 @@ CHATBOT_GATE_OOS_SHARE = env_float("CHATBOT_GATE_OOS_SHARE", 0.2)
 CHATBOT_TRAIN_EPOCHS = env_int("CHATBOT_TRAIN_EPOCHS", 0)
 # torch threads while training in a worker (0: all cores); inference processes keep CHATBOT_TORCH_THREADS.
 CHATBOT_TRAIN_THREADS = env_int("CHATBOT_TRAIN_THREADS", 0)
+# The automatic choice of a model (training/auto.py) trains candidates cheap first within this many seconds; the
+# default fits a nightly CLINC150-sized run (15,000 questions) in 15 minutes on 2 cores. CHATBOT_ENCODER or
+# CHATBOT_MODEL_OPTIONS, when set, fix the recipe instead.
+CHATBOT_TRAIN_BUDGET_SECONDS = env_float("CHATBOT_TRAIN_BUDGET_SECONDS", 840.0)
+# Where fine-tuning runs: auto (a CUDA GPU when PyTorch sees one), cpu or cuda. Models are saved for, and served
+# on, the CPU.
+CHATBOT_TRAIN_DEVICE = os.environ.get("CHATBOT_TRAIN_DEVICE", "auto")
 # Review queue: below this confidence, or a top-two gap below the second, a message needs a human.
 CHATBOT_REVIEW_LOW_CONFIDENCE = env_float("CHATBOT_REVIEW_LOW_CONFIDENCE", 0.5)
 CHATBOT_REVIEW_NEAR_TIE = env_float("CHATBOT_REVIEW_NEAR_TIE", 0.1)

@@ -11,6 +11,7 @@ from torch import nn
 from . import e5
 from .config import ModelConfig
 from .data import Example
+from .device import train_device
 from .ngram import NgramClassifier, NgramEncoder
 from .trainer import EpochCallback, encode_targets, train_classifier
 from .transformer import (
@@ -74,7 +75,8 @@ def train_component(
     else:
         classify = name == "transformer" and config.finetune_epochs > 0 and config.finetune_objective == "classify"
         if name == "transformer" and name not in backbones:
-            backbones[name] = load_backbone(transformer_folder(config.transformer_path), config.max_seq_length)
+            device = train_device(config.train_device or None) if config.finetune_epochs else "cpu"
+            backbones[name] = load_backbone(transformer_folder(config.transformer_path), config.max_seq_length, device)
             if classify:
                 module = feature_component(name, config, len(labels), backbones)
                 best = finetune_classifier(
@@ -83,6 +85,7 @@ def train_component(
                 backbones[f"{name}.head"] = (copy.deepcopy(module.head.state_dict()), best)
             elif config.finetune_epochs:
                 finetune(backbones[name], texts, targets.tolist(), config, on_epoch)
+            backbones[name].to("cpu")  # heads train, models save and serve on the CPU
         module = feature_component(name, config, len(labels), backbones)
         module.cache = backbones.setdefault(f"{name}.cache", {})
         if classify:  # the head was trained with the encoder; a refit keeps both (no second fine-tuning)

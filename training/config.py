@@ -44,6 +44,9 @@ class ModelConfig:
     # slowest part of retraining and of each prediction, so opt-in
     use_e5: bool = False
     quantize: bool = False  # int8 dynamic quantisation of the transformer at inference
+    # where fine-tuning runs: "auto" (a CUDA GPU when there is one), "cpu" or "cuda"; "" = the CHATBOT_TRAIN_DEVICE
+    # environment variable, else auto. The fine-tuned model is moved back to the CPU: heads, saving and serving
+    train_device: str = ""
     # held-out split and calibration
     val_fraction: float = 0.2  # used only when fit() gets no val_examples
     refit: bool = True  # after a hold-out run, retrain on all examples for the best epoch count

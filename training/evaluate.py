@@ -9,8 +9,11 @@ from typing import Any
 
 import torch
 
+from . import auto
 from .config import ModelConfig
-from .data import OUT_OF_SCOPE, Example, read_csv
+from .data import OUT_OF_SCOPE, Example, holdout_split, read_csv
+from .device import train_device
+from .gate import operating_point
 from .model import AnswerModel
 from .rejection import Ranked, Rejection
 
@@ -104,7 +107,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--val", help="calibrates rejection (and early stopping); default: hold out part of train")
-    p.add_argument("--encoder", default=None, choices=["ngram", "transformer", "fusion"])
+    p.add_argument(
+        "--encoder",
+        default="auto",
+        choices=["auto", "ngram", "transformer", "fusion"],
+        help="auto (default): the product's automatic choice (training/auto.py); --set fields are its base",
+    )
+    p.add_argument("--budget", type=float, default=auto.DEFAULT_BUDGET_SECONDS, help="auto: seconds for all candidates")
+    p.add_argument(
+        "--oos-share", type=float, default=0.2, help="auto: out-of-scope share of traffic (CHATBOT_GATE_OOS_SHARE)"
+    )
+    p.add_argument("--candidate", action="append", help="auto: train only these candidates (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any ModelConfig field")
@@ -123,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace) -> ModelConfig:
     overrides: dict[str, Any] = {"seed": args.seed}
-    if args.encoder:
+    if args.encoder and args.encoder != "auto":
         overrides["encoder"] = args.encoder
     if args.epochs:
         overrides["epochs"] = args.epochs
@@ -135,12 +148,50 @@ def overrides_from(items: list[str]) -> dict[str, Any]:
     return {key: json.loads(value) for key, _, value in (item.partition("=") for item in items)}
 
 
+def automatic(
+    args: argparse.Namespace, train: list[Example], val: list[Example] | None, progress: Any
+) -> tuple[AnswerModel, dict[str, Any]]:
+    """The product's choice: candidates scored on the held-out rows (--val, else a stratified 15 % of --train, as
+    the registry holds out 15 % of the curated questions), then the chosen model put at the operating point the
+    gate calibrates on those rows, out-of-scope rows weighed as --oos-share of traffic."""
+    if val is None:
+        train, val = holdout_split(train, 0.15, args.seed)
+    base = config_from(args)
+    if not any(item.startswith("oos_prior=") for item in args.set):
+        base.oos_prior = args.oos_share  # as the registry trains (chatbot/registry/pipeline.py model_config)
+    started, cpu = time.perf_counter(), time.process_time()
+    outcome = auto.choose(
+        train,
+        val,
+        base,
+        budget_seconds=args.budget,
+        share=args.oos_share,
+        device=train_device(),
+        names=args.candidate,
+        on_epoch=progress,
+    )
+    assert outcome.model is not None
+    model = outcome.model
+    point = operating_point(model, val, share=args.oos_share, scored=outcome.scored)
+    if point is not None:
+        model.threshold, model.margin = point.threshold, point.margin
+    seconds = {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu, 1)}
+    return model, {
+        "chosen": outcome.chosen,
+        "reason": outcome.reason,
+        "candidates": outcome.candidates,
+        "plan": outcome.plan,
+        **seconds,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     train, test = read_csv(args.train), read_csv(args.test)
     val = read_csv(args.val) if args.val else None
+    chosen: dict[str, Any] | None = None
     if args.model:  # a saved model; with --val (and --set), its calibration is refitted on that data
         model = AnswerModel.load(args.model)
         if args.component:
@@ -155,7 +206,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.progress
             else None
         )
-        model = AnswerModel.fit(train, config_from(args), val_examples=val, on_epoch=progress)
+        if args.encoder == "auto":
+            model, chosen = automatic(args, train, val, progress)
+        else:
+            model = AnswerModel.fit(train, config_from(args), val_examples=val, on_epoch=progress)
     if args.save:
         model.save(args.save)
     if args.quantize and not model.quantized:
@@ -178,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "info": model.info,
         }
     )
+    if chosen is not None:
+        result["auto"] = chosen
+        result["train_seconds"] = chosen["seconds"]
     print(json.dumps(result) if args.json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
     return result
 

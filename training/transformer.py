@@ -45,10 +45,12 @@ def transformer_folder(path: str) -> str:
     return path or default_transformer_path()
 
 
-def load_backbone(path: str, max_seq_length: int) -> Any:
+def load_backbone(path: str, max_seq_length: int, device: str = "cpu") -> Any:
+    """A sentence-transformers model on `device` (training/device.py: fine-tuning may run on a GPU; a model is
+    always moved back to the CPU before its heads are trained, it is saved and it serves)."""
     from sentence_transformers import SentenceTransformer
 
-    backbone = SentenceTransformer(path, device="cpu")
+    backbone = SentenceTransformer(path, device=device)
     backbone.max_seq_length = max_seq_length
     return backbone
 
@@ -231,6 +233,15 @@ def fine_tuning_steps(groups: list[dict[str, Any]], plan: Plan, clipped: Sequenc
     return Steps([optimizer], [warmup_then_decay(optimizer, sum(len(b) for b in plan))], clipped)
 
 
+def backbone_device(backbone: Any) -> torch.device:
+    return next(backbone.parameters()).device
+
+
+def on_device(features: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tokenizer output moved to the backbone's device (a no-op on the CPU)."""
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in features.items()}
+
+
 class ContrastiveTask:
     """MultipleNegativesRankingLoss (both directions) over batches of (anchor, positive, label) pairs."""
 
@@ -245,7 +256,8 @@ class ContrastiveTask:
 
     def loss(self, batch: list[tuple[str, str, int]]) -> torch.Tensor:
         tokenize = getattr(self.backbone, "preprocess", self.backbone.tokenize)
-        features = [tokenize([p[0] for p in batch]), tokenize([p[1] for p in batch])]
+        device = backbone_device(self.backbone)
+        features = [on_device(tokenize([p[i] for p in batch]), device) for i in (0, 1)]
         return self.loss_fn(features, torch.empty(0))
 
     def evaluate(self) -> tuple[float | None, float | None]:
@@ -346,7 +358,7 @@ class Encoder:
         missing = sorted(set(texts) - self.cache.keys(), key=len)
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
-            features = self.tokenize(chunk)
+            features = on_device(self.tokenize(chunk), backbone_device(self.backbone))
             mask = features["attention_mask"]
             hidden = self.bert.embeddings(
                 input_ids=features["input_ids"], token_type_ids=features.get("token_type_ids")
@@ -358,11 +370,11 @@ class Encoder:
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """(n, dim) unit vectors, differentiable with respect to the trainable layers."""
         if not self.partial:
-            return self.backbone(self.tokenize(texts))["sentence_embedding"]
+            return self.backbone(on_device(self.tokenize(texts), backbone_device(self.backbone)))["sentence_embedding"]
         self._fill(texts)
         states = [self.cache[t] for t in texts]
         hidden = nn.utils.rnn.pad_sequence(states, batch_first=True)
-        mask = nn.utils.rnn.pad_sequence([torch.ones(len(h)) for h in states], batch_first=True)
+        mask = nn.utils.rnn.pad_sequence([torch.ones(len(h), device=h.device) for h in states], batch_first=True)
         hidden = self._run(self.upper, hidden, mask)
         pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return F.normalize(pooled, dim=-1)
@@ -388,7 +400,7 @@ class JointTask:
 
     def loss(self, batch: list[int]) -> torch.Tensor:
         logits = self.head(self.encoder([self.texts[i] for i in batch]))
-        return classification_loss(logits, self.targets[batch], self.smoothing)
+        return classification_loss(logits, self.targets[batch].to(logits.device), self.smoothing)
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 128) -> tuple[float | None, float | None]:
@@ -399,7 +411,7 @@ class JointTask:
         logits = torch.zeros(len(texts), self.head.head.out_features)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            logits[idx] = self.head(self.encoder([texts[i] for i in idx]))
+            logits[idx] = self.head(self.encoder([texts[i] for i in idx])).cpu()
         return held_out_scores(logits, targets)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -431,6 +443,7 @@ def finetune_classifier(
     if sum(len(b) for b in plan) == 0:
         return 0
     encoder = Encoder(backbone, config.finetune_layers)
+    head.to(backbone_device(backbone))  # back to the CPU below, with the backbone's weights as they end
     torch.manual_seed(config.seed)
     groups = [
         {"params": encoder.parameters(), "lr": config.finetune_lr},
@@ -441,4 +454,5 @@ def finetune_classifier(
     best = Trainer(task, plan, steps, TrainerConfig("finetune", config.finetune_patience), on_epoch).run()
     encoder.done()
     backbone.eval()
+    head.to("cpu")
     return best

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -50,6 +51,15 @@ def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def version_recipe(version: ModelVersion) -> tuple[str, str]:
+    """The version's recipe in plain words (training/auto.py describe, stored at training: the web process
+    does not import the model code), and why it was chosen (the training run that made it)."""
+    recipe = version.metrics.get("recipe") or version.encoder  # versions trained before recipes were recorded
+    run = TrainingRun.objects.filter(model_version=version).first()
+    chosen = next((c for c in run.candidates if c.get("chosen")), None) if run else None
+    return recipe, (chosen or {}).get("reason", "")
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = (
@@ -57,6 +67,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "is_active",
         "encoder",
+        "recipe",
         "n_labels",
         "n_examples",
         "threshold",
@@ -75,6 +86,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="recipe")
+    def recipe(self, version: ModelVersion) -> str:
+        return version.metrics.get("recipe", "")
 
     @admin.display(description="metrics")
     def version_metrics(self, version: ModelVersion) -> str:
@@ -142,6 +157,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             context["operating_point"] = operating_point_words(version.calibration, version.threshold)
             context["tradeoff_points"] = version.calibration.get("points", [])[::4]
             context["calibrated_threshold"] = version.calibration.get("calibrated_threshold")
+            context["recipe"], context["recipe_reason"] = version_recipe(version)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
 
@@ -257,6 +273,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 progress_html=_progress_html(run),
                 curves=training_curves(run.history),
                 gate=run.gate,
+                candidates=run.candidates,
+                choice=next((c.get("reason", "") for c in run.candidates if c.get("chosen")), ""),
+                budget=settings.CHATBOT_TRAIN_BUDGET_SECONDS,
                 disagreements=gate_rows(run.gate),
             )
         return super().change_view(request, object_id, form_url, extra_context=context)

@@ -75,6 +75,11 @@ class TrainingRun(models.Model):
     model_version = models.OneToOneField(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
     )
+    candidates = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The recipes tried (automatic choice): held-out figures, time, which was chosen and why.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

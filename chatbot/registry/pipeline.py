@@ -17,12 +17,13 @@ from django.utils import timezone
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store, transformer_path_check
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import training_cache_configure
-from chatbot.registry.gate import Scored, calibrate, gate_compare, score_rows, tradeoff_curve
+from chatbot.registry.gate import Scored, calibrate, gate_compare, oos_share, score_rows, tradeoff_curve
 from chatbot.registry.lock import training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_runs_fail_stale
 from chatbot.retention import gate_disagreements_held
-from training import AnswerModel, ModelConfig
+from training import AnswerModel, ModelConfig, auto
+from training.device import train_device
 
 logger = logging.getLogger(__name__)
 training_cache_configure()
@@ -52,12 +53,15 @@ def model_config() -> ModelConfig:
         config.encoder = settings.CHATBOT_ENCODER
     if settings.CHATBOT_TRAIN_EPOCHS:
         config.epochs = settings.CHATBOT_TRAIN_EPOCHS
+    config.train_device = config.train_device or settings.CHATBOT_TRAIN_DEVICE
     return config
 
 
-def training_run_execute(run: TrainingRun) -> TrainingRun:
+def training_run_execute(run: TrainingRun, *, quick: bool = False) -> TrainingRun:
     """Train a candidate, gate it against the active model and put it in service when it is not worse.
 
+    The candidate is the automatic choice (training/auto.py) unless CHATBOT_ENCODER or CHATBOT_MODEL_OPTIONS
+    fix the recipe; `quick`: only the `ngram` candidate (a first start: a working bot in seconds).
     Returns the run unchanged (still queued) when another run holds the training lock. Failures and
     rejections leave the active model in service.
     """
@@ -73,15 +77,24 @@ def training_run_execute(run: TrainingRun) -> TrainingRun:
             return run
         with _captured_log(run):
             try:
-                _train_and_gate(run)
+                _train_and_gate(run, quick)
             except Exception as error:
                 _fail(run, error)
     return run
 
 
-def _train_and_gate(run: TrainingRun) -> None:
+def recipe_forced() -> str:
+    """Why the settings fix the recipe ("" when the automatic choice is on)."""
+    named = [name for name in ("CHATBOT_ENCODER", "CHATBOT_MODEL_OPTIONS") if getattr(settings, name)]
+    return f"The recipe is fixed by {' and '.join(named)}." if named else ""
+
+
+def _train_and_gate(run: TrainingRun, quick: bool = False) -> None:
     config, dataset = model_config(), dataset_build()
-    run.counts, run.encoder, run.fingerprint = dataset.counts, config.encoder, dataset.fingerprint(config.to_dict())
+    forced = recipe_forced()
+    mode = "forced" if forced else "quick" if quick else "auto"
+    run.counts, run.encoder = dataset.counts, config.encoder if forced else mode
+    run.fingerprint = dataset.fingerprint(config.to_dict() if forced else {**config.to_dict(), "choice": mode})
     run.save(update_fields=["counts", "encoder", "fingerprint"])
     logger.info("run %s: %s", run.pk, ", ".join(f"{key} {value}" for key, value in dataset.counts.items()))
     if run.trigger == TrainingRun.Trigger.SCHEDULE and _unchanged(run):
@@ -93,10 +106,15 @@ def _train_and_gate(run: TrainingRun) -> None:
             "The knowledge base needs at least two active Q&A pairs to train; the active model was kept."
         )
     started = time.monotonic()
-    model = AnswerModel.fit(dataset.train, config, on_epoch=lambda event: _progress(run, event))
+    if forced:
+        model = AnswerModel.fit(dataset.train, config, on_epoch=lambda event: _progress(run, event))
+        scored = score_rows(model, dataset.holdout)  # once: calibration, trade-off curve and gate read the same rows
+        run.candidates = [{**auto.forced(config, forced), "seconds": round(time.monotonic() - started, 1)}]
+    else:
+        model, scored = _choose(run, dataset, config, quick)
     seconds = time.monotonic() - started
-    scored = score_rows(model, dataset.holdout)  # once: calibration, trade-off curve and gate read the same rows
     _calibrate(model, dataset, scored)
+    model.meta["recipe"] = auto.describe(model.config)
     logger.info("run %s: trained in %.1f s, threshold %.3f margin %.3f", run.pk, seconds, model.threshold, model.margin)
     version = model_version_register(
         model,
@@ -117,6 +135,30 @@ def _train_and_gate(run: TrainingRun) -> None:
         run.error = f"Rejected by the gate: worse than the active model on {', '.join(failed)} beyond the margin."
         logger.info("run %s: v%s rejected (%s)", run.pk, version.pk, ", ".join(failed))
         _finish(run, TrainingRun.Status.REJECTED)
+
+
+def _choose(run: TrainingRun, dataset: Dataset, config: ModelConfig, quick: bool) -> tuple[AnswerModel, Scored]:
+    """The automatic choice on the gate's held-out rows, within CHATBOT_TRAIN_BUDGET_SECONDS."""
+    outcome = auto.choose(
+        dataset.train,
+        dataset.holdout,
+        config,
+        budget_seconds=settings.CHATBOT_TRAIN_BUDGET_SECONDS,
+        share=oos_share(),
+        device=train_device(settings.CHATBOT_TRAIN_DEVICE),
+        names=["ngram"] if quick else None,
+        on_epoch=lambda event: _progress(run, event),
+    )
+    chosen = next(c for c in outcome.candidates if c["chosen"])
+    if quick:
+        chosen["reason"] = "First start: the fast model first; a training run in the background tries the others."
+    else:
+        chosen["reason"] = outcome.reason
+    run.candidates, run.encoder = outcome.candidates, outcome.chosen
+    run.save(update_fields=["candidates", "encoder"])
+    logger.info("run %s: %s (%s)", run.pk, chosen["reason"], outcome.plan.get("why", ""))
+    assert outcome.model is not None and outcome.scored is not None
+    return outcome.model, outcome.scored
 
 
 def _calibrate(model: AnswerModel, dataset: Dataset, scored: Scored) -> None:
@@ -173,7 +215,7 @@ def _fail(run: TrainingRun, error: Exception) -> None:
 
 def _progress(run: TrainingRun, event: dict[str, Any]) -> None:
     run.history.append({key: value for key, value in event.items() if value is not None})
-    run.progress = min(0.95, event["epoch"] / max(1, event["epochs"]))
+    run.progress = min(0.95, event.get("progress", event["epoch"] / max(1, event["epochs"])))
     run.save(update_fields=["history", "progress", "log"])
 
 

@@ -57,3 +57,6 @@ class Command(BaseCommand):
                 f"{run.counts.get('pairs')} pairs)."
             )
         )
+        chosen = next((c for c in run.candidates if c.get("chosen")), None)
+        if chosen:
+            self.stdout.write(f"Recipe: {chosen['recipe']}. {chosen.get('reason', '')}")
