@@ -20,7 +20,8 @@ from chatbot.knowledge.models import AlternateQuestion, FollowUp, PairAnswer, QA
 from chatbot.knowledge.resources import QAPairResource
 from chatbot.knowledge.services import pairs_merge, qa_export_file, qa_import
 from chatbot.knowledge.text import answer_plain, detect_language
-from chatbot.registry.models import TrainingRun
+from chatbot.registry.models import ModelVersion, TrainingRun
+from chatbot.registry.pipeline import Redirected, model_version_load
 from chatbot.review.models import ReviewItem
 from chatbot.review.queue import review_queue_sync
 from tests.admin_forms import pair_form
@@ -249,6 +250,22 @@ def test_a_merged_demo_topic_predicted_by_the_model_in_service_gets_the_survivor
     bot = Message.objects.get(pk=answer["message_id"])
     assert bot.candidates[0]["pair"] == survivor.pk and bot.pair == survivor
     assert answer["text"] == answer_plain(survivor.answer_texts()["en"])
+
+
+def test_the_gate_judges_the_model_in_service_by_the_topics_it_answers_now():
+    # given: a model trained when these were two labels, then merged into one topic
+    survivor = QAPair.objects.get(question="Where is my order?")
+    merged = QAPair.objects.get(question="Tracking says delivered but I didn't get my package")
+    pairs_merge(survivor=survivor, merged=[merged])
+    selectors._cache["loaded_at"] = float("-inf")
+    current = model_version_load(ModelVersion.objects.get(is_active=True))
+    everything = dict(current.predict([merged.question], k=len(current.labels))[0])
+    assert max(everything, key=lambda label: everything[label]) == str(merged.pk)
+    # when: the gate reads it
+    judged = Redirected(current, selectors.pairs_view().redirects).predict([merged.question], k=3)[0]
+    # then: it names the topic, with both labels' scores, and still ranks three distinct topics
+    assert judged[0] == (str(survivor.pk), pytest.approx(everything[str(survivor.pk)] + everything[str(merged.pk)]))
+    assert len({label for label, _ in judged}) == 3 and str(merged.pk) not in dict(judged)
 
 
 def test_the_merge_action_asks_which_pair_stays_then_merges(operator):

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from chatbot.knowledge.selectors import pairs_view
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store, transformer_path_check
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import training_cache_configure
@@ -24,6 +25,7 @@ from chatbot.registry.services import model_version_activate, training_runs_fail
 from chatbot.retention import gate_disagreements_held
 from training import AnswerModel, ModelConfig, auto
 from training.device import train_device
+from training.rejection import Ranked, Rejection
 
 logger = logging.getLogger(__name__)
 training_cache_configure()
@@ -31,6 +33,32 @@ training_cache_configure()
 
 class TrainingError(Exception):
     pass
+
+
+class Redirected:
+    """The model in service as the gate should judge it after pairs were merged into one topic: it was trained
+    when they were separate labels, so each merged-away label counts as the pair it now redirects to (their
+    scores add up, as in the replies), and it is not scored wrong for naming the old pair."""
+
+    def __init__(self, model: AnswerModel, redirects: dict[int, int]) -> None:
+        self.model, self.config, self.redirects = model, model.config, redirects
+
+    @property
+    def rejection(self) -> Rejection:
+        return self.model.rejection
+
+    def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
+        if not self.redirects:
+            return self.model.predict(texts, k=k)
+        ranked = []
+        for row in self.model.predict(texts, k=k + len(self.redirects)):
+            scores: dict[str, float] = {}
+            for label, score in row:
+                if label.isdigit():
+                    label = str(self.redirects.get(int(label), int(label)))
+                scores[label] = scores.get(label, 0.0) + score
+            ranked.append(sorted(scores.items(), key=lambda item: -item[1])[:k])
+        return ranked
 
 
 def model_config() -> ModelConfig:
@@ -190,7 +218,7 @@ def _gate(candidate: AnswerModel, dataset: Dataset, scored: Scored) -> dict[str,
         return {"passed": True, "active_version": active.pk, "note": f"The active model cannot be loaded ({error})."}
     result = gate_compare(
         candidate,
-        current,
+        Redirected(current, pairs_view().redirects),
         dataset.holdout,
         settings.CHATBOT_GATE_MARGIN,
         settings.CHATBOT_GATE_CONFIDENCE_Z,
