@@ -58,7 +58,9 @@ def main(args: argparse.Namespace) -> None:
         serving.measure(groups, ports, 5, 20, ["--timeout", "20"])
         pids = {f"web-{i}": pid for i, pid in enumerate(groups["web"].pids())}
         pids |= {f"worker-{i}": pid for i, pid in enumerate(groups["worker"].pids())}
-        recorders = {name: record(pid, name, args.seconds, args.rate, args.sample.split()) for name, pid in pids.items()}
+        recorders = {
+            name: record(pid, name, args.seconds, args.rate, args.sample.split()) for name, pid in pids.items()
+        }
         time.sleep(1)
         result = serving.measure(groups, ports, args.conns, args.msgs, ["--timeout", "60"])
         print({key: result[key] for key in ("msgs_per_s", "p50_ms", "cpu_ms_per_msg", "lost", "load_average_1m")})
@@ -93,4 +95,6 @@ if __name__ == "__main__":
     parser.add_argument("--env", action="append", default=[])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatbot_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
-    main(parser.parse_args())
+    arguments = parser.parse_args()
+    arguments.root = serving.ROOT
+    main(arguments)
