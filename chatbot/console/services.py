@@ -220,7 +220,8 @@ def _auto_reason(conversation_id: int) -> str | None:
     person do not count: a customer who was offered one is not offered again at the next not-sure answer."""
     streak = settings.CHATBOT_HANDOFF_AFTER_UNSURE
     with connection.cursor() as cursor:
-        cursor.execute(_previous_sql(), [conversation_id, conversation_id, EPOCH, max(streak - 1, 1)])
+        since = connection.ops.adapt_datetimefield_value(EPOCH)  # as the ORM binds it (SQLite: text in UTC)
+        cursor.execute(_previous_sql(), [conversation_id, conversation_id, since, max(streak - 1, 1)])
         previous = cursor.fetchall()
     if settings.CHATBOT_HANDOFF_AFTER_THUMBS_DOWN and previous and previous[0][1] is False:
         return Handoff.Reason.THUMBS_DOWN
