@@ -4,6 +4,10 @@
     python bench/serving.py --loads 1x100,50x10,200x10,1000x4 --rounds 3
     python bench/serving.py --modes product --webs 2 --workers 2 --loads 200x10   # scale-out, no floor
     python bench/serving.py --summarize bench/results/serving.jsonl
+    git worktree add /tmp/before <commit> && python bench/serving.py --modes floor,baseline,product --baseline /tmp/before
+
+`--baseline DIR` with the mode `baseline`: the product as checked out in DIR (another commit, same database
+schema), started the same way with this checkout's virtualenv, alternated with the others in the same run.
 
 The floor is the rig's own stack (daphne -> Celery over Redis -> both messages written to PostgreSQL ->
 channel layer -> client, no model), started with the rig's functions and its tuned settings. The product
@@ -184,7 +188,7 @@ def product_start(args: argparse.Namespace) -> tuple[dict[str, Group], list[int]
                     "chatbot.asgi:application",
                 ],
                 env,
-                cwd=str(ROOT),
+                cwd=str(args.root),
             )  # fmt: skip
             for port in ports
         ]
@@ -201,7 +205,7 @@ def product_start(args: argparse.Namespace) -> tuple[dict[str, Group], list[int]
                     queues="inference",
                 ),
                 env,
-                cwd=str(ROOT),
+                cwd=str(args.root),
             )  # fmt: skip
             for i in range(args.workers)
         ]
@@ -237,6 +241,8 @@ def run_side(mode: str, args: argparse.Namespace, loads: list[tuple[int, int]], 
     """One side of a round. `product:threads` (or `:prefork`, `:solo`) is the product with that worker pool."""
     if mode.startswith("product:"):
         args = argparse.Namespace(**{**vars(args), "pool": mode.split(":", 1)[1]})
+    if mode == "baseline":
+        args = argparse.Namespace(**{**vars(args), "root": args.baseline})
     groups, ports = floor_start() if mode == "floor" else product_start(args)
     rows = []
     try:
@@ -271,7 +277,7 @@ def idle_probe(args: argparse.Namespace) -> dict:
 
 def _product_config(args: argparse.Namespace) -> dict:
     keys = ("webs", "workers", "pool", "concurrency", "encoder", "env", "loglevel")
-    return {key: getattr(args, key) for key in keys}
+    return {key: getattr(args, key) for key in keys} | {"root": str(args.root)}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -279,7 +285,7 @@ def main(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     loads = [tuple(int(x) for x in item.split("x")) for item in args.loads.split(",")]
     modes = args.modes.split(",")
-    if any(mode.startswith("product") for mode in modes):
+    if any(mode.startswith("product") or mode == "baseline" for mode in modes):
         product_prepare(args)
     rows, stamp = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for round_ in range(args.rounds):
@@ -332,6 +338,13 @@ def table(rows: list[dict]) -> str:
                 f"- {conns} clients, medians: {mode}/floor answers/s = {m['msgs_per_s'] / floor['msgs_per_s']:.0%}; "
                 f"p50 {mode} - floor = {m['p50_ms'] - floor['p50_ms']:+.2f} ms"
             )
+        baseline = by.get(("baseline", conns))
+        if mode.startswith("product") and baseline and baseline["msgs_per_s"]:
+            lines.append(
+                f"- {conns} clients, medians: {mode}/baseline answers/s = "
+                f"{m['msgs_per_s'] / baseline['msgs_per_s']:.0%}; CPU ms/msg web {baseline['cpu']['web']:.2f} -> "
+                f"{m['cpu']['web']:.2f}, worker {baseline['cpu']['worker']:.2f} -> {m['cpu']['worker']:.2f}"
+            )
     for row in rows:
         if row["mode"] == "idle":
             lines.append(
@@ -361,8 +374,10 @@ if __name__ == "__main__":
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbot_bench"),
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit, run as the mode `baseline`")
     parser.add_argument("--summarize", nargs="*", type=Path, help="print the table of saved JSON lines and exit")
     arguments = parser.parse_args()
+    arguments.root = ROOT
     if arguments.summarize:
         print(table([json.loads(line) for path in arguments.summarize for line in open(path) if line.startswith("{")]))
     else:

@@ -2,9 +2,10 @@
 
     python bench/serving_profile.py --conns 50 --msgs 40            # prints the top functions per process
     python bench/serving_profile.py --env LOG_LEVEL=INFO --top 40
+    python bench/serving_profile.py --pool threads --sample=--gil     # only the GIL holder: Python CPU
 
 Starts the product as bench/serving.py does, samples each process with `py-spy record --format raw`
-(collapsed stacks, GIL-holding or not) while the rig's load client runs, then prints for each process the
+(collapsed stacks; `--sample` picks which threads) while the rig's load client runs, then prints for each process the
 functions with the most samples, inclusive (the function or anything it calls) and own, as a share of the
 process's samples. The raw stacks stay in bench/results/profile-*.txt for a flame graph.
 """
@@ -22,9 +23,9 @@ import serving  # noqa: E402
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
-def record(pid: int, name: str, seconds: float, rate: int) -> tuple[str, subprocess.Popen]:
+def record(pid: int, name: str, seconds: float, rate: int, flags: list[str]) -> tuple[str, subprocess.Popen]:
     out = serving.RESULTS / f"profile-{name}.txt"
-    command = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate), "--idle"]
+    command = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate), *flags]
     command += ["--duration", str(int(seconds)), "--output", str(out), "--nonblocking"]
     return str(out), subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -34,6 +35,8 @@ def summary(path: str, top: int) -> str:
     own: collections.Counter = collections.Counter()
     total = 0
     for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
         stack, _, count = line.rpartition(" ")
         frames = [frame.split(" (")[0] + " " + frame.split("/")[-1].rstrip(")") for frame in stack.split(";")]
         total += int(count)
@@ -55,7 +58,9 @@ def main(args: argparse.Namespace) -> None:
         serving.measure(groups, ports, 5, 20, ["--timeout", "20"])
         pids = {f"web-{i}": pid for i, pid in enumerate(groups["web"].pids())}
         pids |= {f"worker-{i}": pid for i, pid in enumerate(groups["worker"].pids())}
-        recorders = {name: record(pid, name, args.seconds, args.rate) for name, pid in pids.items()}
+        recorders = {
+            name: record(pid, name, args.seconds, args.rate, args.sample.split()) for name, pid in pids.items()
+        }
         time.sleep(1)
         result = serving.measure(groups, ports, args.conns, args.msgs, ["--timeout", "60"])
         print({key: result[key] for key in ("msgs_per_s", "p50_ms", "cpu_ms_per_msg", "lost", "load_average_1m")})
@@ -76,6 +81,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20, help="how long each process is sampled")
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--sample",
+        default="--idle",
+        help="py-spy's sampling flags: '--idle' (every thread, waiting too), '--gil' (only the thread holding the"
+        " GIL: where the process's Python CPU goes), '' (threads on a CPU)",
+    )
     for flag, default in (("--webs", 1), ("--workers", 1), ("--concurrency", 2)):
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--pool", default="prefork")
@@ -84,4 +95,6 @@ if __name__ == "__main__":
     parser.add_argument("--env", action="append", default=[])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chatbot_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
-    main(parser.parse_args())
+    arguments = parser.parse_args()
+    arguments.root = serving.ROOT
+    main(arguments)

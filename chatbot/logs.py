@@ -24,3 +24,21 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TaskRoutine(logging.Filter):
+    """Drops Celery's "received" and "succeeded" INFO lines of one task (`task`, its name): for the answer task,
+    two lines a message besides its own, which has the message's ids, outcome and latency ("message N answered").
+    Its retries, failures and every other task's lines are kept. (Formatting and writing the two was about a
+    twentieth of a worker's CPU a message: the serving section of BENCHMARKS.md.)"""
+
+    def __init__(self, task: str) -> None:
+        super().__init__()
+        self.task = task
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
+
+        data = getattr(record, "data", None)
+        routine = record.msg is LOG_RECEIVED or record.msg is LOG_SUCCESS
+        return not (routine and isinstance(data, dict) and data.get("name") == self.task)

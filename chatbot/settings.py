@@ -309,9 +309,21 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "chatbot.logs.JsonFormatter"},
     },
+    "filters": {
+        "answer_task_routine": {
+            "()": "chatbot.logs.TaskRoutine",
+            "task": "chatbot.conversations.tasks.answer_message_task",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # the answer task's "received" and "succeeded": two lines a message besides its own (chatbot.logs)
+        "celery.worker.strategy": {"filters": ["answer_task_routine"]},
+        "celery.app.trace": {"filters": ["answer_task_routine"]},
+    },
 }
 
 # --- The chat (web process) ------------------------------------------------------------------------

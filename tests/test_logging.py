@@ -68,6 +68,9 @@ def test_customer_text_is_never_logged_at_info_but_the_ids_are(stack):
     assert mine, "no log line carries the message id"
     assert all(r["conversation_id"] == conversation.pk for r in mine), mine
     assert any(r.get("answer_id") == bot.pk and r["level"] == "INFO" for r in mine), mine
+    # and Celery's own "received" / "succeeded" lines of the answer task, two a message, are not written
+    celery = [r for r in records if r["logger"].startswith("celery.") and "answer_message_task[" in r["message"]]
+    assert not [r for r in celery if r["message"].endswith(" received") or " succeeded in " in r["message"]], celery
 
     # and what the product itself logs (chatbot.*), in both processes, is structured JSON, not plain text
     for name in ("web.log", "worker.log"):
@@ -75,3 +78,21 @@ def test_customer_text_is_never_logged_at_info_but_the_ids_are(stack):
         plain = [line for line in other if PLAIN_RECORD.search(line)]
         assert not plain, f"plain log lines from the product in {name}: {plain[:5]}"
         assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+
+
+def test_only_the_answer_tasks_routine_celery_lines_are_dropped():
+    import logging
+
+    from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
+
+    def kept(logger: str, fmt: str, task: str) -> bool:
+        context = {"id": "1", "name": task, "runtime": 0.1, "return_value": None, "exc": "boom"}
+        record = logging.getLogger(logger).makeRecord(logger, logging.INFO, "", 0, fmt, (context,), None)
+        record.data = context
+        return logging.getLogger(logger).filter(record)
+
+    answer, other = "chatbot.conversations.tasks.answer_message_task", "chatbot.registry.tasks.train_task"
+    assert not kept("celery.worker.strategy", LOG_RECEIVED, answer)
+    assert not kept("celery.app.trace", LOG_SUCCESS, answer)
+    assert kept("celery.app.trace", LOG_RETRY, answer)  # retries (a database outage) are still logged
+    assert kept("celery.worker.strategy", LOG_RECEIVED, other) and kept("celery.app.trace", LOG_SUCCESS, other)

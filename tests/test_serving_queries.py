@@ -21,7 +21,7 @@ def receive(conversation: object, text: str, enqueued: list[int]) -> object:
     return message
 
 
-def test_one_answered_message_costs_one_locked_routing_and_an_insert_in_the_web_process_and_two_in_the_worker():
+def test_one_answered_message_costs_one_statement_in_the_web_process_and_two_in_the_worker():
     # given: a conversation that has had its first message, and a worker that has loaded the model
     conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
     enqueued: list[int] = []
@@ -33,10 +33,60 @@ def test_one_answered_message_costs_one_locked_routing_and_an_insert_in_the_web_
         bot = message_answer(message.pk)
     with CaptureQueriesContext(connection) as delivered:
         services.answers_mark_delivered([bot.pk])
-    # then: the owner read under a row lock (a claim cannot slip between routing and storing) and the INSERT, in
-    # one transaction, queued after it; a SELECT and an INSERT; one UPDATE (per batch)
-    assert [query["sql"].split()[0] for query in web.captured_queries] == ["BEGIN", "SELECT", "INSERT", "COMMIT"]
-    assert "FOR UPDATE" in web.captured_queries[1]["sql"]
+    # then: one statement that reads the owner under a row lock (a claim cannot slip between routing and storing)
+    # and inserts the message, queued after it; a SELECT and an INSERT; one UPDATE (per batch)
+    assert [query["sql"].split()[0] for query in web.captured_queries] == ["WITH"]
+    assert "FOR UPDATE" in web.captured_queries[0]["sql"] and "INSERT" in web.captured_queries[0]["sql"]
     assert enqueued[-1] == message.pk
     assert [query["sql"].split()[0] for query in worker.captured_queries] == ["SELECT", "INSERT"]
     assert [query["sql"].split()[0] for query in delivered.captured_queries] == ["UPDATE"]
+
+
+def test_the_one_statement_writes_the_row_the_orm_would_and_routes_by_the_owner_it_read():
+    # given: a conversation the bot answers, and one an operator holds
+    from chatbot.conversations.models import Conversation, Message
+
+    bots = services.conversation_start(token=uuid.uuid4().hex, text="hello")
+    held = services.conversation_start(token=uuid.uuid4().hex, text="hello")
+    Conversation.objects.filter(pk=held.pk).update(owner=Conversation.Owner.QUEUE)
+    enqueued: list[int] = []
+    # when: a message is received on each, and the same message is saved by the ORM
+    stored = receive(bots, "my card 4111 1111 1111 1111 was charged twice", enqueued)
+    to_person = receive(held, "still there?", enqueued)
+    orm = Message.objects.create(
+        conversation=bots, client_id="orm", sender=Message.Sender.CUSTOMER, text=stored.text, for_person=False
+    )
+
+    # then: the rows are the same but for their ids, client ids and times; the PII is redacted before storage;
+    # the bot's message is queued, the person's is not, and is marked theirs
+    def row(message: Message) -> dict:
+        values = Message.objects.filter(pk=message.pk).values().get()
+        return {k: v for k, v in values.items() if k not in ("id", "client_id", "created_at")}
+
+    assert row(stored) == row(orm)
+    assert "4111" not in Message.objects.get(pk=stored.pk).text
+    assert Message.objects.get(pk=stored.pk).created_at is not None
+    assert enqueued == [stored.pk]
+    assert to_person.for_person and Message.objects.get(pk=to_person.pk).for_person
+    # and a re-sent client id is stored once and queued again (it has no answer yet)
+    again, created = services.message_receive(
+        conversation=bots, client_id=stored.client_id, text="x", suggestion=None, enqueue=enqueued.append
+    )
+    assert (again.pk, created, enqueued) == (stored.pk, False, [stored.pk, stored.pk])
+
+
+def test_the_answer_insert_writes_the_row_the_orm_would():
+    from chatbot.conversations.models import Message
+
+    conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
+    enqueued: list[int] = []
+    bot = message_answer(receive(conversation, "where is my parcel", enqueued).pk)
+    fields = {f.attname: getattr(bot, f.attname) for f in Message._meta.concrete_fields if f.attname != "id"}
+    fields["reply_to_id"] = None
+    orm = Message.objects.create(**fields)
+    stored = Message.objects.filter(pk=bot.pk).values().get()
+    again = Message.objects.filter(pk=orm.pk).values().get()
+    assert {k: v for k, v in stored.items() if k not in ("id", "reply_to_id", "created_at")} == {
+        k: v for k, v in again.items() if k not in ("id", "reply_to_id", "created_at")
+    }
+    assert stored["reply_to_id"] == enqueued[0] and stored["created_at"] is not None

@@ -6,15 +6,14 @@ at the same moment is routed by the owner it was stored under. Frames go out aft
 """
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import DateTimeField, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chatbot import metrics
@@ -156,7 +155,8 @@ def _waiting_frame(item: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Route:
-    """Who answers a customer message, read under the conversation's row lock where the message is stored."""
+    """Who answers a customer message, read under the conversation's row lock by the statement that stores the
+    message (chatbot.conversations.services.message_receive)."""
 
     owner: str
     operator_id: int | None
@@ -185,14 +185,6 @@ class Route:
             queue_broadcast()
 
 
-def message_route(*, conversation_id: int) -> Route:
-    """Call inside the transaction that stores a customer message."""
-    owner, operator_id = (
-        Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("owner", "operator_id").get()
-    )
-    return Route(owner=owner, operator_id=operator_id)
-
-
 def handoff_after_reply(*, conversation_id: int, outcome: str, text: str) -> str:
     """Called by the answer task, in its transaction, before the bot's reply is stored; returns the reply text.
 
@@ -209,19 +201,28 @@ def handoff_after_reply(*, conversation_id: int, outcome: str, text: str) -> str
     return text
 
 
+@functools.cache
+def _previous_sql() -> str:
+    """The outcome and feedback of a conversation's bot messages since its last request for a person, newest first.
+    In SQL: it runs for every not-sure answer, and the ORM's compilation of it cost more CPU than the database's
+    work on it (the serving section of BENCHMARKS.md)."""
+    quote = connection.ops.quote_name
+    message, handoff = quote(Message._meta.db_table), quote(Handoff._meta.db_table)
+    return (
+        f"SELECT outcome, helpful FROM {message} WHERE conversation_id = %s AND sender = 'bot' AND created_at >"
+        f" COALESCE((SELECT requested_at FROM {handoff} WHERE conversation_id = %s ORDER BY requested_at DESC"
+        " LIMIT 1), %s) ORDER BY created_at DESC, id DESC LIMIT %s"
+    )
+
+
 def _auto_reason(conversation_id: int) -> str | None:
     """Whether this not-sure answer (not stored yet) completes a streak. Answers before the last request for a
     person do not count: a customer who was offered one is not offered again at the next not-sure answer."""
     streak = settings.CHATBOT_HANDOFF_AFTER_UNSURE
-    last_request = (
-        Handoff.objects.filter(conversation_id=conversation_id).order_by("-requested_at").values("requested_at")[:1]
-    )
-    previous = list(
-        Message.objects.filter(conversation_id=conversation_id, sender=Message.Sender.BOT)
-        .filter(created_at__gt=Coalesce(Subquery(last_request), Value(EPOCH, output_field=DateTimeField())))
-        .order_by("-created_at", "-id")
-        .values_list("outcome", "helpful")[: max(streak - 1, 1)]
-    )
+    with connection.cursor() as cursor:
+        since = connection.ops.adapt_datetimefield_value(EPOCH)  # as the ORM binds it (SQLite: text in UTC)
+        cursor.execute(_previous_sql(), [conversation_id, conversation_id, since, max(streak - 1, 1)])
+        previous = cursor.fetchall()
     if settings.CHATBOT_HANDOFF_AFTER_THUMBS_DOWN and previous and previous[0][1] is False:
         return Handoff.Reason.THUMBS_DOWN
     if streak and len(previous) >= streak - 1 and all(o == Message.Outcome.UNSURE for o, _ in previous[: streak - 1]):

@@ -14,6 +14,7 @@ from chatbot.connections import single_statement
 from chatbot.console.services import handoff_after_reply
 from chatbot.conversations.models import Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair, reply_language
+from chatbot.conversations.services import message_insert
 from chatbot.knowledge.models import QAPair
 from chatbot.knowledge.selectors import pairs_view
 from chatbot.metrics import metrics_answer
@@ -44,18 +45,20 @@ def message_answer(message_id: int) -> Message | None:
     try:
         with single_statement() if plain else transaction.atomic():
             text = handoff_after_reply(conversation_id=message.conversation_id, outcome=reply.outcome, text=reply.text)
-            bot = Message.objects.create(
-                conversation_id=message.conversation_id,
-                sender=Message.Sender.BOT,
-                reply_to=message,
-                text=text,
-                pair=reply.pair,
-                outcome=reply.outcome,
-                confidence=reply.confidence,
-                candidates=reply.candidates,
-                suggestions=reply.suggestions,
-                model_version_id=loaded.version_id if loaded else None,
-                latency_ms=latency_ms,
+            bot = message_insert(
+                Message(
+                    conversation_id=message.conversation_id,
+                    sender=Message.Sender.BOT,
+                    reply_to=message,
+                    text=text,
+                    pair=reply.pair,
+                    outcome=reply.outcome,
+                    confidence=reply.confidence,
+                    candidates=reply.candidates,
+                    suggestions=reply.suggestions,
+                    model_version_id=loaded.version_id if loaded else None,
+                    latency_ms=latency_ms,
+                )
             )
     except IntegrityError:
         return Message.objects.filter(reply_to_id=message.pk).first()

@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -54,6 +55,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.address:
             address, self.address = self.address, ""
             await _addresses.close(address, self.channel_name)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its `close_old_connections()` before every event: that is a hop to the
+        one thread-sensitive executor thread and back for each frame and each answer (two a message, serialised
+        on that one thread), and it checks that thread's connections, which this consumer never uses. Its
+        database work runs in `db_async`, which checks the connection of the thread it runs in."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         address = (self.scope.get("client") or ["unknown"])[0]

@@ -3,18 +3,21 @@
 Answering with the model is the worker's (`answering`); nothing here loads it.
 """
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from chatbot.celery import app as celery_app
+from chatbot.connections import single_statement
 from chatbot.console.selectors import operator_name
-from chatbot.console.services import message_route
+from chatbot.console.services import Route
 from chatbot.conversations.frames import AgentFrame, AnswerFrame, Turn
 from chatbot.conversations.models import Conversation, Message
 from chatbot.knowledge.models import QAPair
@@ -104,23 +107,22 @@ def message_receive(
     """Store a customer message once per client id and have it answered after commit.
 
     A re-sent message (same client id) that has no answer yet is enqueued again: the first
-    enqueue may have failed, and answering is idempotent. The conversation's owner is read under a row lock in
-    the same transaction as the INSERT, so a claim by an operator cannot slip between routing and storing; the
-    unique (conversation, client id) constraint catches the re-sent one.
+    enqueue may have failed, and answering is idempotent. The conversation's owner is read under a row lock by the
+    statement that stores the message (`_store_routed`), so a claim by an operator cannot slip between routing and
+    storing; the unique (conversation, client id) constraint catches the re-sent one.
     """
     suggested = suggestion_offered(conversation=conversation, pair_id=suggestion) if suggestion else None
+    message = Message(
+        conversation=conversation,
+        client_id=client_id,
+        sender=Message.Sender.CUSTOMER,
+        text=pii_redact(text),
+        suggested_pair=suggested,
+    )
     try:
-        with transaction.atomic():
-            route = message_route(conversation_id=conversation.pk)  # the bot, or a person (chatbot.console)
-            message = Message.objects.create(
-                conversation=conversation,
-                client_id=client_id,
-                sender=Message.Sender.CUSTOMER,
-                text=pii_redact(text),
-                suggested_pair=suggested,
-                for_person=route.person,
-            )
-            transaction.on_commit(lambda: route.dispatch(message, enqueue))
+        with single_statement():
+            route = _store_routed(message)
+        transaction.on_commit(lambda: route.dispatch(message, enqueue))  # at once, unless in a caller's transaction
         metrics_message_received()
         return message, True
     except IntegrityError:
@@ -128,6 +130,91 @@ def message_receive(
     if not hasattr(message, "reply") and not message.for_person:
         enqueue(message.pk)
     return message, False
+
+
+def _fields() -> tuple[models.Field, ...]:
+    return tuple(field for field in Message._meta.concrete_fields if not field.primary_key)
+
+
+def _values(message: Message, fields: tuple[models.Field, ...]) -> list[Any]:
+    """The values the ORM's save would write for these fields of an unsaved message (defaults, `auto_now_add`)."""
+    return [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+
+
+def _saved(message: Message, pk: int) -> None:
+    message.pk = pk
+    message._state.adding, message._state.db = False, connection.alias
+
+
+@functools.cache
+def _store_routed_sql(vendor: str) -> tuple[str, tuple[models.Field, ...]]:
+    """The statement of `_store_routed`, and the message fields whose values it takes, in order."""
+    quote, fields = connection.ops.quote_name, _fields()
+    computed = {"conversation_id": "owner.id", "for_person": "owner.owner <> %s"}
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(computed.get(field.attname, "%s") for field in fields)
+    return (
+        f"WITH owner AS (SELECT id, owner, operator_id FROM {quote(Conversation._meta.db_table)}"
+        " WHERE id = %s FOR UPDATE),"
+        f" stored AS (INSERT INTO {quote(Message._meta.db_table)} ({columns}) SELECT {values} FROM owner RETURNING id)"
+        " SELECT owner.owner, owner.operator_id, stored.id FROM owner, stored",
+        tuple(field for field in fields if field.attname != "conversation_id"),
+    )
+
+
+def _store_routed(message: Message) -> Route:
+    """INSERT the (unsaved) customer message, routed by its conversation's owner, read under a row lock, in one
+    statement and one round trip: the lock and the row are one statement's, so nothing changes the owner between
+    the two. Same values as the ORM's save; written in SQL because this is every message's statement, and the
+    ORM's BEGIN, SELECT ... FOR UPDATE, INSERT and COMMIT were four round trips and most of the web process's
+    database CPU (see the serving section of BENCHMARKS.md). Raises IntegrityError for a client id already stored.
+    Embedded mode's SQLite (one writer at a time, no FOR UPDATE, no INSERT in a CTE) takes the ORM's way."""
+    if connection.vendor != "postgresql":
+        return _store_routed_orm(message)
+    sql, fields = _store_routed_sql(connection.vendor)
+    message.for_person = False  # a placeholder: the statement computes it from the owner
+    params = [message.conversation_id, *_values(message, fields)]
+    params[1 + fields.index(Message._meta.get_field("for_person"))] = Conversation.Owner.BOT
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist(f"conversation {message.conversation_id} not found")
+    route = Route(owner=row[0], operator_id=row[1])
+    _saved(message, row[2])
+    message.for_person = route.person
+    return route
+
+
+def _store_routed_orm(message: Message) -> Route:
+    with transaction.atomic():
+        owner, operator_id = (
+            Conversation.objects.select_for_update()
+            .filter(pk=message.conversation_id)
+            .values_list("owner", "operator_id")
+            .get()
+        )
+        route = Route(owner=owner, operator_id=operator_id)
+        message.for_person = route.person
+        message.save(force_insert=True)
+    return route
+
+
+@functools.cache
+def _insert_sql(vendor: str) -> str:
+    quote, fields = connection.ops.quote_name, _fields()
+    columns, values = ", ".join(quote(field.column) for field in fields), ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"
+
+
+def message_insert(message: Message) -> Message:
+    """`message.save()` of a new message as one INSERT: the same row, without the ORM's compilation of the
+    statement (most of the worker's CPU for the answer's INSERT; Message has no save signals). Raises IntegrityError
+    as save would."""
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor), _values(message, _fields()))
+        _saved(message, cursor.fetchone()[0])
+    return message
 
 
 def answer_enqueue(message_id: int) -> None:
