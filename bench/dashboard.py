@@ -4,12 +4,13 @@
     python bench/dashboard.py --keep --loads 20    # reuse a filled database
 
 Fills PostgreSQL with generate_series (100,000 conversations of 5 questions and 5 replies each, spread
-over the last 30 days, a third in Chinese, a quarter from each of two shop sites; outcomes, confidence, latency, feedback and pairs drawn at
-random; the review queue's items for the unanswered ones, grouped by their words), loads /admin/dashboard/?period=30d (all conversations, then one of the two shop sites, then one
-language) --loads times each through Django's test client (the whole view: every figure's query and the
-template) after the rollup task has counted the closed days (today is read live, as in production), and
-prints p50/p95 per page with each figure's own time (unfiltered) and the EXPLAIN ANALYZE of the slowest
-one, as JSON.
+over the last 30 days, a third in Chinese, a quarter from each of two shop sites; outcomes, confidence,
+latency, feedback and pairs drawn at random; the review queue's items for the unanswered ones, grouped by
+their words; stored in time order and vacuumed, as a live table is), loads /admin/dashboard/?period=30d
+(all conversations, then one of the two sites, then one language) --loads times each through Django's
+test client (the whole view: every figure's query and the template) after the rollup task has counted the
+closed days (today is read live, as in production), and prints p50/p95 per page with each figure's own
+time (unfiltered) and the EXPLAIN ANALYZE of the slowest one, as JSON.
 """
 
 import argparse

@@ -300,6 +300,17 @@ def test_a_csv_cell_that_looks_like_a_formula_stays_text(operator_client):
     assert "'=HYPERLINK(1),1" in response.content.decode()
 
 
+def test_a_customer_s_words_in_a_table_are_escaped(operator_client):
+    conversation = Conversation.objects.create(language="en")
+    _exchange(conversation, D1, 9, '<img src=x onerror="alert(1)">', outcome="unsure", confidence=0.1, latency=1)
+    page = operator_client.get("/admin/dashboard/", {"period": "custom", "start": D1, "end": D1}).content.decode()
+    assert "<img src=x" not in page
+    assert (
+        '<td><a href="/admin/review/reviewitem/?reason=no_answer">&lt;img src=x onerror=&quot;alert(1)&quot;&gt;</a></td><td>1</td>'
+        in page
+    )
+
+
 def test_operators_and_admins_see_the_dashboard_linked_from_the_admin_index_and_others_do_not(operator_client):
     assert b'href="/admin/dashboard/"' in operator_client.get("/admin/").content
     assert operator_client.get("/admin/dashboard/").status_code == 200
