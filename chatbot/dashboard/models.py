@@ -39,14 +39,8 @@ class DayTotal(models.Model):
     last = models.DateTimeField(null=True, blank=True)
     question = models.TextField(blank=True)  # the first (in code point order) of an unanswered group's questions
 
-    class Meta:
-        # per figure and day, in key order: the latency and confidence counts are read from the index alone
-        # (on PostgreSQL), the thousands of latency values of a month without a sort
-        indexes = [
-            models.Index(
-                fields=["figure", "day", "key"], include=["language", "site", "n"], name="dashboard_total_keys"
-            )
-        ]
+    # Index: `dashboard_total_keys` (migration 0004), per figure and day in key order, carrying language, site
+    # and n on PostgreSQL so that the latency and confidence counts are read from the index alone.
 
     def __str__(self) -> str:
         return f"{self.day} {self.language} {self.site or ''} {self.figure} {self.key}"
