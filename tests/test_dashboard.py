@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from chatbot.console.models import Handoff
 from chatbot.conversations.models import Conversation, Message
-from chatbot.dashboard.figures import FIGURES, figures_by_key, figures_compute
+from chatbot.dashboard.figures import (
+    FIGURES,
+    figures_by_key,
+    figures_compute,
+    handoff_times,
+    handoff_times_ordered,
+    handoffs_in,
+)
 from chatbot.dashboard.periods import Period
 from chatbot.knowledge.models import QAPair
 from chatbot.registry.models import ModelVersion
@@ -157,11 +164,34 @@ def test_the_hand_off_figures_match_the_known_hand_offs():
         ["5 of 5", 1, 50.0],
     ]
     assert "mean 3.5 of 5 over 2 ratings" in found["satisfaction"].meaning
-    assert [row[1:] for row in found["handoff_times"].rows] == [[3, 60.0, 90.0], [2, 75.0, 100.0], [4, None, None]]
+    # percentile_cont: p95 of 30, 60, 90 s is 60 + 0.9 x 30
+    assert [row[1:] for row in found["handoff_times"].rows] == [
+        [3, 60.0, 87.0, 90.0],
+        [2, 75.0, 97.5, 100.0],
+        [4, None, None, None],
+    ]
     assert [row[1] for row in english["satisfaction"].rows] == [0, 0, 0, 0, 1]
-    assert [row[1:] for row in english["handoff_times"].rows] == [[1, 30.0, 30.0], [1, 50.0, 50.0], [2, None, None]]
+    assert [row[1:] for row in english["handoff_times"].rows] == [
+        [1, 30.0, 30.0, 30.0],
+        [1, 50.0, 50.0, 50.0],
+        [2, None, None, None],
+    ]
     chinese = figures("zh")
-    assert [row[1:] for row in chinese["handoff_times"].rows] == [[2, 75.0, 90.0], [1, 100.0, 100.0], [2, None, None]]
+    assert [row[1:] for row in chinese["handoff_times"].rows] == [
+        [2, 75.0, 88.5, 90.0],
+        [1, 100.0, 100.0, 100.0],
+        [2, None, None, None],
+    ]
+
+
+def test_the_hand_off_times_read_in_order_match_percentile_cont():
+    """SQLite (the embedded mode) has no percentile_cont: its ordered reading gives what PostgreSQL computes."""
+    known_conversations()
+    shop = known_handoffs()
+    for language, site in [("", None), ("en", None), ("zh", None), ("", shop.pk)]:
+        found = handoffs_in(Period(first=D1, last=D3, language=language, site=site))
+        assert handoff_times_ordered(found) == handoff_times(found), (language, site)
+    assert handoff_times(handoffs_in(Period(first=D1, last=D3)))["wait_p95"] == dt.timedelta(seconds=87)
 
 
 def test_the_site_filter_keeps_that_site_s_conversations_only(operator_client):
@@ -170,8 +200,8 @@ def test_the_site_filter_keeps_that_site_s_conversations_only(operator_client):
 
     known_conversations()
     shop = known_handoffs()
-    dashboard_rollup_task.apply().get()  # the rollups are per language: one site's figures are read live
-    assert source_open(period=Period(first=D1, last=D3, site=shop.pk)).rolled == frozenset()
+    dashboard_rollup_task.apply().get()  # the rollups count each site apart: one site's figures read them
+    assert source_open(period=Period(first=D1, last=D3, site=shop.pk)).rolled == {D1, D2, D3}
     found = figures(site=shop.pk)
     assert found["volume"].rows == [[str(D1), 1, 3], [str(D2), 1, 1], [str(D3), 0, 0]]
     assert found["outcomes"].rows[1] == [str(D2), 0, 0, 1, 0.0, 0.0, 100.0]
@@ -179,7 +209,11 @@ def test_the_site_filter_keeps_that_site_s_conversations_only(operator_client):
     assert found["unanswered"].rows == [["这个怎么办", 2]]
     assert found["latency_total"].rows == [["whole period", 40.0, 60.0, 4]]
     assert [row[1] for row in found["satisfaction"].rows] == [0, 1, 0, 0, 1]
-    assert [row[1:] for row in found["handoff_times"].rows] == [[2, 60.0, 90.0], [2, 75.0, 100.0], [2, None, None]]
+    assert [row[1:] for row in found["handoff_times"].rows] == [
+        [2, 60.0, 87.0, 90.0],
+        [2, 75.0, 97.5, 100.0],
+        [2, None, None, None],
+    ]
     both = figures(language="en", site=shop.pk)  # one site and one language together
     assert both["volume"].rows == [[str(D1), 0, 0], [str(D2), 1, 1], [str(D3), 0, 0]]
     query = {"period": "custom", "start": D1, "end": D3, "site": shop.pk}
@@ -264,6 +298,17 @@ def test_a_csv_cell_that_looks_like_a_formula_stays_text(operator_client):
         "/admin/dashboard/", {"period": "custom", "start": D1, "end": D1, "csv": "unanswered"}
     )
     assert "'=HYPERLINK(1),1" in response.content.decode()
+
+
+def test_a_customer_s_words_in_a_table_are_escaped(operator_client):
+    conversation = Conversation.objects.create(language="en")
+    _exchange(conversation, D1, 9, '<img src=x onerror="alert(1)">', outcome="unsure", confidence=0.1, latency=1)
+    page = operator_client.get("/admin/dashboard/", {"period": "custom", "start": D1, "end": D1}).content.decode()
+    assert "<img src=x" not in page
+    assert (
+        '<td><a href="/admin/review/reviewitem/?reason=no_answer">&lt;img src=x onerror=&quot;alert(1)&quot;&gt;</a></td><td>1</td>'
+        in page
+    )
 
 
 def test_operators_and_admins_see_the_dashboard_linked_from_the_admin_index_and_others_do_not(operator_client):

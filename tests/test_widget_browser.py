@@ -271,6 +271,7 @@ def test_the_widget_script_size_and_time_to_interactive(shop, browser):
     """Figures for BENCHMARKS.md (printed; run with -s)."""
     script = (ROOT / "static" / "chat" / "widget.js").read_bytes()
     chat = (ROOT / "static" / "chat" / "chat.js").read_bytes()
+    handoff = (ROOT / "static" / "chat" / "handoff.js").read_bytes()
     times = []
     for _ in range(5):
         page, _problems = open_page(browser, f"{shop['listed']}/plain.html")
@@ -283,6 +284,8 @@ def test_the_widget_script_size_and_time_to_interactive(shop, browser):
         "widget.js gzip bytes": len(gzip.compress(script, 9)),
         "chat.js bytes": len(chat),
         "chat.js gzip bytes": len(gzip.compress(chat, 9)),
+        "handoff.js bytes": len(handoff),
+        "handoff.js gzip bytes": len(gzip.compress(handoff, 9)),
         "launcher ready ms (median of 5)": times[2],
         "launcher ready ms (max of 5)": times[-1],
     }

@@ -1,26 +1,25 @@
 """The dashboard's figures, from the per-day counts in tallies.py (closed days rolled up, the rest live) and,
-for the unanswered questions, one aggregation over the period's messages; never messages loaded into Python."""
+for the hand-offs, one aggregation over the period's requests; never messages loaded into Python."""
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
-    Avg,
-    Case,
-    CharField,
+    Aggregate,
     Count,
     DurationField,
     ExpressionWrapper,
     F,
     Max,
-    Min,
     QuerySet,
-    Value,
-    When,
 )
-from django.db.models.functions import Cast, Concat, Lower
 from django.urls import reverse
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from chatbot.console.models import Handoff
 from chatbot.conversations.models import Message
@@ -31,10 +30,12 @@ from chatbot.dashboard.tallies import (
     LATENCY,
     PAIRS,
     REPLIES,
+    UNANSWERED,
     VERSIONS,
     VOLUME,
     Slot,
     Source,
+    nearest_ranks,
     source_open,
 )
 from chatbot.knowledge.models import QAPair
@@ -58,17 +59,27 @@ class Figure:
     def empty(self) -> bool:
         return not self.rows or all(not any(isinstance(v, int | float) and v for v in row[1:]) for row in self.rows)
 
+    @property
+    def table_rows(self) -> SafeString:
+        """The table's rows as HTML, every value escaped: a template loop per cell took longer than the
+        figures' queries (a month is some 700 cells)."""
+        links: list[str | None] = list(self.links) if self.links else [None] * len(self.rows)
+        return format_html_join(
+            "", "<tr>{}</tr>", ((_cells(row, link),) for row, link in zip(self.rows, links, strict=True))
+        )
+
+
+def _cells(row: list[Any], link: str | None) -> SafeString:
+    shown = ["–" if value is None else localize(value) for value in row]
+    first = format_html('<a href="{}">{}</a>', link, shown[0]) if link else shown[0]
+    return format_html_join("", "<td>{}</td>", ((cell,) for cell in [first, *shown[1:]]))
+
 
 def _scoped(found: QuerySet, period: Period, conversation: str) -> QuerySet:
     """`found` narrowed to the period's language and site, through its `conversation` relation."""
     if period.language:
         found = found.filter(**{f"{conversation}__language": period.language})
     return found.filter(**{f"{conversation}__site_id": period.site}) if period.site else found
-
-
-def messages_in(period: Period, sender: str) -> QuerySet:
-    found = Message.objects.filter(sender=sender, created_at__gte=period.start, created_at__lt=period.end)
-    return _scoped(found, period, "conversation")
 
 
 def handoffs_in(period: Period) -> QuerySet:
@@ -88,7 +99,7 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def volume_figure(source: Source) -> Figure:
-    table = _by_day(source.counts(VOLUME, by_day=True), source.period, ["conversations", "messages"])
+    table = _by_day(source.counts(VOLUME, by_day=True), source.period, ["conversations", "n"])
     return Figure(
         key="volume",
         title="Conversations and customer messages per day",
@@ -126,7 +137,7 @@ def outcomes_figure(source: Source) -> Figure:
 
 def feedback_figure(source: Source) -> Figure:
     totals = source.counts(REPLIES, by_day=False).get((None, ""), {})
-    replies, liked, disliked = (totals.get(name, 0) for name in ("replies", "liked", "disliked"))
+    replies, liked, disliked = (totals.get(name, 0) for name in ("n", "liked", "disliked"))
     rated = liked + disliked
     table = [
         ["helpful", liked, _share(liked, rated)],
@@ -170,26 +181,13 @@ def confidence_figure(source: Source) -> Figure:
 
 
 def unanswered_figure(source: Source) -> Figure:
-    period = source.period
-    # a review group where the review queue has made one, else the same words
-    group = Case(
-        When(review__cluster__isnull=False, then=Concat(Value("g"), Cast("review__cluster", CharField()))),
-        default=Concat(Value("t"), Lower("text")),
-        output_field=CharField(),
-    )
-    rows = (
-        messages_in(period, Message.Sender.CUSTOMER)
-        .filter(reply__outcome=Outcome.UNSURE, suggested_pair__isnull=True)
-        .annotate(group=group)
-        .values("group")
-        .annotate(asked=Count("id"), question=Min("text"), cluster=Max("review__cluster"), last=Max("created_at"))
-        .order_by("-asked", "-last")[:TOP]
-    )
+    groups = source.counts(UNANSWERED, by_day=False)  # "g<cluster>": a review group; "t<words>": not grouped yet
+    top = sorted(groups.items(), key=lambda item: (-item[1]["n"], -item[1]["last"].timestamp(), item[0][1]))[:TOP]
     queue = reverse("admin:review_reviewitem_changelist")
     table, links = [], []
-    for row in rows:
-        table.append([row["question"], row["asked"]])
-        links.append(f"{queue}?cluster={row['cluster']}&status=all" if row["cluster"] else f"{queue}?reason=no_answer")
+    for (_, group), n in top:
+        table.append([n["question"], n["n"]])
+        links.append(f"{queue}?cluster={group[1:]}&status=all" if group[0] == "g" else f"{queue}?reason=no_answer")
     return Figure(
         key="unanswered",
         title=f"Top {TOP} questions the bot could not answer",
@@ -207,10 +205,9 @@ def _pair_rows(source: Source, *, worst: bool) -> tuple[list[list[Any]], list[st
     if worst:
         found.sort(key=lambda item: (-item[1]["disliked"] / item[1]["rated"], -item[1]["disliked"], item[0]))
     else:
-        found.sort(key=lambda item: (-item[1]["answers"], item[0]))
+        found.sort(key=lambda item: (-item[1]["n"], item[0]))
     table = [
-        [questions[pk], n["answers"], n["liked"], n["disliked"], _share(n["disliked"], n["rated"])]
-        for pk, n in found[:TOP]
+        [questions[pk], n["n"], n["liked"], n["disliked"], _share(n["disliked"], n["rated"])] for pk, n in found[:TOP]
     ]
     return table, [reverse("admin:knowledge_qapair_change", args=[pk]) for pk, _ in found[:TOP]]
 
@@ -242,21 +239,15 @@ def worst_pairs_figure(source: Source) -> Figure:
     )
 
 
-def _percentiles(tenths: dict[int, int]) -> tuple[float, float, int]:
-    """Nearest-rank p50 and p95 (PostgreSQL's percentile_disc) of latencies counted per 0.1 ms."""
-    total = sum(tenths.values())
-    ranks, found, running = {"p50": (total * 50 + 99) // 100, "p95": (total * 95 + 99) // 100}, {}, 0
-    for value in sorted(tenths):
-        running += tenths[value]
-        found.update({name: value / 10 for name, rank in ranks.items() if name not in found and running >= rank})
-    return found.get("p50", 0.0), found.get("p95", 0.0), total
+def _in_ms(ranks: tuple[int, int, int] | None) -> list[Any]:
+    """p50, p95 (in tenths of a ms) and count as the figures show them."""
+    p50, p95, n = ranks or (0, 0, 0)
+    return [p50 / 10, p95 / 10, n]
 
 
 def latency_figure(source: Source) -> Figure:
-    per_day: dict[str, dict[int, int]] = {}
-    for (day, key), n in source.counts(LATENCY, by_day=True).items():
-        per_day.setdefault(str(day), {})[int(key)] = n["n"]
-    table = [[str(day), *_percentiles(per_day.get(str(day), {}))] for day in source.period.days]
+    found = source.latency_by_day()
+    table = [[str(day), *_in_ms(found.get(day))] for day in source.period.days]
     return Figure(
         key="latency",
         title="Answer latency per day (ms)",
@@ -274,7 +265,7 @@ def latency_total_figure(source: Source) -> Figure:
         title="Answer latency over the period (ms)",
         meaning="p50 and p95 of every reply in the period.",
         columns=["period", "p50 ms", "p95 ms", "replies"],
-        rows=[["whole period", *_percentiles(tenths)]],
+        rows=[["whole period", *_in_ms(nearest_ranks(tenths))]],
     )
 
 
@@ -282,7 +273,7 @@ def versions_figure(source: Source) -> Figure:
     counts = {int(key): n for (_, key), n in source.counts(VERSIONS, by_day=False).items()}
     encoders = dict(ModelVersion.objects.filter(pk__in=counts).values_list("pk", "encoder"))  # gone: not counted
     found = sorted(((pk, n) for pk, n in counts.items() if pk in encoders), key=lambda item: item[1]["first"])
-    table = [[f"v{pk} ({encoders[pk]})", n["replies"], _minute(n["first"]), _minute(n["last"])] for pk, n in found]
+    table = [[f"v{pk} ({encoders[pk]})", n["n"], _minute(n["first"]), _minute(n["last"])] for pk, n in found]
     links = [reverse("admin:registry_modelversion_change", args=[pk]) for pk, _ in found]
     return Figure(
         key="versions",
@@ -313,35 +304,80 @@ def satisfaction_figure(source: Source) -> Figure:
     )
 
 
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont: the value at that fraction of the ordered rows, interpolated between the
+    two nearest (p50 of 30, 60, 90 s is 60 s; p95 is 87 s)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+
+def percentile_cont(ordered: list[dt.timedelta], fraction: float) -> dt.timedelta | None:
+    """The same interpolation over values already in order."""
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * fraction
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
 def _since_request(later: str) -> Any:
     return ExpressionWrapper(F(later) - F("requested_at"), output_field=DurationField())
 
 
+HANDOFF_TIMES = {"wait": "claimed_at", "first": "first_response_at"}
+FRACTIONS = {"p50": 0.5, "p95": 0.95}
+
+
+def handoff_times(found: QuerySet) -> dict[str, Any]:
+    """Count, p50, p95 and longest of the waits for a person to take the conversation and to first write: one
+    aggregate on PostgreSQL; on SQLite (the embedded mode, a small install) `handoff_times_ordered`."""
+    if connection.vendor != "postgresql":
+        return handoff_times_ordered(found)
+    times = {
+        f"{name}_{p}": PercentileCont(_since_request(later), fraction=fraction, output_field=DurationField())
+        for name, later in HANDOFF_TIMES.items()
+        for p, fraction in FRACTIONS.items()
+    }
+    longest = {f"{name}_max": Max(_since_request(later)) for name, later in HANDOFF_TIMES.items()}
+    return found.aggregate(**_handoff_counts(), **times, **longest)
+
+
+def handoff_times_ordered(found: QuerySet) -> dict[str, Any]:
+    """The same figures from one ordered query per time, interpolated as percentile_cont does."""
+    totals = found.aggregate(**_handoff_counts())
+    for name, later in HANDOFF_TIMES.items():
+        ordered = list(
+            found.filter(**{f"{later}__isnull": False})
+            .annotate(t=_since_request(later))
+            .order_by("t")
+            .values_list("t", flat=True)
+        )
+        totals.update({f"{name}_{p}": percentile_cont(ordered, fraction) for p, fraction in FRACTIONS.items()})
+        totals[f"{name}_max"] = ordered[-1] if ordered else None
+    return totals
+
+
+def _handoff_counts() -> dict[str, Count]:
+    return {"requested": Count("id"), **{name: Count(later) for name, later in HANDOFF_TIMES.items()}}
+
+
 def handoff_times_figure(source: Source) -> Figure:
-    totals = handoffs_in(source.period).aggregate(
-        requested=Count("id"),
-        claimed=Count("claimed_at"),
-        answered=Count("first_response_at"),
-        wait_mean=Avg(_since_request("claimed_at")),
-        wait_max=Max(_since_request("claimed_at")),
-        first_mean=Avg(_since_request("first_response_at")),
-        first_max=Max(_since_request("first_response_at")),
-    )
-    table = [
-        ["wait: request to a person taking it", totals["claimed"], _s(totals["wait_mean"]), _s(totals["wait_max"])],
-        [
-            "first response: request to a person's first words",
-            totals["answered"],
-            _s(totals["first_mean"]),
-            _s(totals["first_max"]),
-        ],
-        ["requests (taken or not)", totals["requested"], None, None],
+    found = handoff_times(handoffs_in(source.period))
+    rows = [
+        ["wait: request to a person taking it", "wait"],
+        ["first response: request to a person's first words", "first"],
     ]
+    table: list[list[Any]] = [
+        [label, found[name], *(_s(found[f"{name}_{p}"]) for p in ("p50", "p95", "max"))] for label, name in rows
+    ]
+    table.append(["requests (taken or not)", found["requested"], None, None, None])
     return Figure(
         key="handoff_times",
         title="Hand-off wait and first response (s)",
-        meaning="How long customers who asked for a person waited for one to take the conversation, and to write.",
-        columns=["time", "hand-offs", "mean s", "longest s"],
+        meaning="How long customers who asked for a person waited for one to take the conversation, and to write: "
+        "half waited less than p50, 95 % less than p95.",
+        columns=["time", "hand-offs", "p50 s", "p95 s", "longest s"],
         rows=table,
     )
 
@@ -350,8 +386,8 @@ def _s(duration: dt.timedelta | None) -> float | None:
     return None if duration is None else round(duration.total_seconds(), 1)
 
 
-def _minute(moment: str) -> str:
-    return f"{dt.datetime.fromisoformat(moment).astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+def _minute(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _series(table: list[list[Any]], names: list[str]) -> list[dict[str, Any]]:

@@ -46,6 +46,9 @@ class ReviewItem(models.Model):
         null=True, blank=True, db_index=True, help_text="Id of the first message of its group of similar messages."
     )
     cluster_size = models.PositiveIntegerField(default=1)
+    clustered_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the queue last moved it to another group."
+    )
     pair = models.ForeignKey("knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     reviewed_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from django.conf import settings
+from django.utils import timezone
 
 from chatbot.conversations.models import Message
 from chatbot.registry.engine import engine_get
@@ -96,10 +97,13 @@ def _cluster_and_rank() -> None:
     sizes: dict[int, int] = {}
     for leader in leaders:
         sizes[leader] = sizes.get(leader, 0) + 1
+    now = timezone.now()
     for item, leader in zip(items, leaders, strict=True):
-        item.cluster, item.cluster_size = items[leader].message_id, sizes[leader]
+        if item.cluster != items[leader].message_id:  # the dashboard counts the groups: a move dates them
+            item.cluster, item.clustered_at = items[leader].message_id, now
+        item.cluster_size = sizes[leader]
         item.priority = review_priority(item)
-    ReviewItem.objects.bulk_update(items, ["cluster", "cluster_size", "priority"], batch_size=500)
+    ReviewItem.objects.bulk_update(items, ["cluster", "clustered_at", "cluster_size", "priority"], batch_size=500)
 
 
 def review_queue_sync() -> None:
