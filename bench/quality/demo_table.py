@@ -1,5 +1,6 @@
 """Markdown tables from bench/quality/demo_heldout.py's JSON lines: the held-out measure per language and the
-paraphrase set's off-topic false-answer rate, one row per run.
+paraphrase set's off-topic false-answer rate, one row per run. "labels": merged by --merge-twins, or as in the demo
+file (its number of topics: 128 before the demo's twins were merged in the file, 64 after).
 
     .venv/bin/python bench/quality/demo_table.py bench/quality/out/issue15-demo-*.jsonl
 """
@@ -20,7 +21,7 @@ def row(source: str, run: dict[str, Any]) -> str:
     settings = " ".join(run.get("set") or [])
     cells = [
         source,
-        "merged" if run["merge_twins"] else "separate",
+        "merged" if run["merge_twins"] else f"as in the file ({run['n_labels']})",
         f"{tried} {settings}".strip(),
         run["chosen"],
         *(percent(held[lang]["closed_set"]) for lang in ("en", "zh", "all")),
