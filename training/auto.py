@@ -222,8 +222,8 @@ def choose(
             if on_epoch:
                 done = event["epoch"] / max(1, event["epochs"])
                 on_epoch({**event, "candidate": name, "progress": (index + done) / len(names)})
-            if index > 0 and clock() > deadline:
-                raise BudgetExceeded
+            if index > 0 and clock() > deadline and event["epoch"] < event["epochs"]:
+                raise BudgetExceeded  # a phase's last epoch is done work: finish rather than throw it away
 
         fit_started = clock()
         try:

@@ -65,6 +65,25 @@ def test_a_candidate_that_cannot_finish_in_the_budget_is_skipped_and_the_ngram_m
     assert outcome.model.predict(["where is my refund"], k=1)[0][0][0] == "refund"
 
 
+def test_a_candidate_whose_last_epoch_ends_past_the_budget_is_kept(
+    tiny_train: list[Example], tiny_test: list[Example]
+) -> None:
+    clock, finals = Clock(), []
+
+    def on_epoch(event: dict) -> None:
+        if event["epoch"] == event["epochs"]:
+            finals.append(event)
+            if len(finals) == 2:  # the second candidate's last epoch ends after the budget
+                clock.now = 1e6
+
+    config = ModelConfig(seed=0, epochs=1)
+    outcome = auto.choose(
+        tiny_train, tiny_test, config, budget_seconds=600, clock=clock, names=["ngram", "ngram"], on_epoch=on_epoch
+    )
+    assert len(finals) == 2
+    assert [c["status"] for c in outcome.candidates] == ["trained", "trained"]
+
+
 @pytest.mark.pretrained
 def test_the_budget_stops_a_candidate_in_training_and_the_best_finished_one_wins(
     english_train: list[Example], tiny_test: list[Example]
