@@ -49,7 +49,7 @@ ORDER BY 4;  -- stored in time order, as a live site appends them
 INSERT INTO conversations_message (conversation_id, sender, text, created_at, client_id, reply_to_id, pair_id, outcome,
        confidence, candidates, suggestions, model_version_id, latency_ms, helpful, for_person)
 SELECT m.conversation_id, 'bot', 'reply', m.created_at + interval '1 second', '', m.id,
-       CASE WHEN r.x < 0.8 THEN (SELECT min(id) FROM knowledge_qapair) + (m.id % 100) END,
+       CASE WHEN r.x < 0.8 THEN (SELECT min(id) FROM knowledge_qapair) + (m.id % (SELECT count(*) FROM knowledge_qapair)) END,
        CASE WHEN r.x < 0.75 THEN 'answer' WHEN r.x < 0.8 THEN 'handoff' ELSE 'unsure' END,
        CASE WHEN r.x < 0.8 THEN 0.5 + r.x * 0.6 ELSE r.x * 0.2 END,
        '[{{"pair": 1, "score": 0.5}}]', '[]',
