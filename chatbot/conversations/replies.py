@@ -10,7 +10,7 @@ from django.conf import settings
 
 from chatbot.conversations.frames import Candidate, Suggestion
 from chatbot.knowledge.models import QAPair
-from chatbot.knowledge.selectors import PairsView, pair_answer, pairs_view
+from chatbot.knowledge.selectors import PairsView, pair_answer, pairs_view, ranked_redirected
 from chatbot.knowledge.text import detect_language
 
 NOT_SURE = {
@@ -100,13 +100,11 @@ def answer_in(pair: QAPair, language: str) -> str:
 def _live(view: PairsView, ranked: list[tuple[str, float]]) -> list[tuple[QAPair, float]]:
     """The model's labels as active pairs, best first: a pair merged into another counts as that one (their
     probabilities add up), labels of pairs since deleted or deactivated are dropped."""
-    scores: dict[int, float] = {}
-    for label, score in ranked:
-        if label.isdigit():
-            pk = view.resolve(int(label))
-            if pk in view.pairs:
-                scores[pk] = scores.get(pk, 0.0) + score
-    return sorted(((view.pairs[pk], score) for pk, score in scores.items()), key=lambda item: -item[1])
+    return [
+        (view.pairs[int(label)], score)
+        for label, score in ranked_redirected(ranked, view.redirects)
+        if label.isdigit() and int(label) in view.pairs
+    ]
 
 
 def _handoff_suggestion(view: PairsView, language: str, existing: list[Suggestion]) -> list[Suggestion]:

@@ -70,6 +70,17 @@ class PairsView:
         return [self.pairs[pk] for pk in self.followups.get(pair_id, []) if pk in self.pairs]
 
 
+def ranked_redirected(ranked: list[tuple[str, float]], redirects: dict[int, int]) -> list[tuple[str, float]]:
+    """A model's ranking with each merged-away pair's label counted as the pair it was merged into (a model trained
+    before the merge still names the old pair; their scores add up), best first. Other labels are kept as they are."""
+    scores: dict[str, float] = {}
+    for label, score in ranked:
+        if label.isdigit():
+            label = str(redirects.get(int(label), int(label)))
+        scores[label] = scores.get(label, 0.0) + score
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
 def pairs_view() -> PairsView:
     snapshot = _snapshot()
     return PairsView(

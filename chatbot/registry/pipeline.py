@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from chatbot.knowledge.selectors import pairs_view
+from chatbot.knowledge.selectors import pairs_view, ranked_redirected
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store, transformer_path_check
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import training_cache_configure
@@ -50,15 +50,8 @@ class Redirected:
     def predict(self, texts: list[str], k: int = 5) -> list[Ranked]:
         if not self.redirects:
             return self.model.predict(texts, k=k)
-        ranked = []
-        for row in self.model.predict(texts, k=k + len(self.redirects)):
-            scores: dict[str, float] = {}
-            for label, score in row:
-                if label.isdigit():
-                    label = str(self.redirects.get(int(label), int(label)))
-                scores[label] = scores.get(label, 0.0) + score
-            ranked.append(sorted(scores.items(), key=lambda item: -item[1])[:k])
-        return ranked
+        rows = self.model.predict(texts, k=k + len(self.redirects))
+        return [ranked_redirected(row, self.redirects)[:k] for row in rows]
 
 
 def model_config() -> ModelConfig:
