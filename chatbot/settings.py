@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -197,6 +198,12 @@ TEMPLATES = [
 
 if PRODUCTION:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    # Server-side binding: psycopg prepares a statement the fifth time a connection runs it, so every message's
+    # statements are parsed and planned once per connection instead of each time (a third of PostgreSQL's CPU
+    # for them; the serving section of BENCHMARKS.md). Set DATABASE_SERVER_SIDE_BINDING=0 behind a pooler that
+    # cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    if env_bool("DATABASE_SERVER_SIDE_BINDING", True):
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -209,24 +216,19 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if USE_REDIS:
+    # Redis pub/sub: an answer is one PUBLISH to its conversation's group, pushed to the web process that
+    # holds the connection; the list-based layer (channels_redis.core) took four round trips and a Lua script
+    # per group send and polled with BZPOPMIN (the serving section of BENCHMARKS.md). Nothing waits in Redis
+    # for a connection that is gone: answers are in PostgreSQL, and a resumed connection gets the undelivered
+    # ones. Pub/sub ignores Redis' database numbers, hence the number in the prefix: two deployments on one
+    # Redis server, on different databases, never hear each other.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # socket_timeout None: redis-py's default read timeout would drop idle clients.
-                # max_connections: a pool that runs out raises at once; 200 browsers connecting together
-                # need more than redis-py's default.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": None,
-                        "max_connections": env_int("CHATBOT_REDIS_MAX_CONNECTIONS", 2000),
-                    }
-                ],
-                # Capacity is per server process, not per user: the default (100) loses replies under load.
-                "capacity": env_int("CHATBOT_CHANNEL_CAPACITY", 5000),
-                "expiry": 60,
-                "prefix": f"{REDIS_PREFIX}asgi",
+                # socket_timeout None: redis-py's default read timeout would drop idle subscriptions.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "prefix": f"{REDIS_PREFIX}asgi{urlsplit(REDIS_URL).path.strip('/') or '0'}:",
             },
         }
     }
@@ -262,6 +264,7 @@ STORAGES = {
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str]
 if USE_REDIS:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "chatbot.broker:Transport"  # kombu's Redis transport, one client object per channel
     # A killed worker's unacknowledged task is restored once it is this old; kombu's default sweep runs
     # only every tenth call of a 10 s timer: sweep every 5 s instead.
     CELERY_BROKER_TRANSPORT_OPTIONS = {

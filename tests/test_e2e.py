@@ -112,6 +112,23 @@ def test_a_reconnecting_client_gets_the_answer_it_missed(stack):
     ws.close()
 
 
+def test_every_open_tab_of_a_conversation_gets_its_answer(stack):
+    # given: a conversation open in two tabs (the second resumed with the first one's token)
+    first, welcome = ws_open(stack)
+    ws_ask(first, "hello")  # the conversation is written with its first message
+    second, again = ws_open(stack, welcome["conversation"])
+    assert again["resumed"] is True
+    # when: one tab asks
+    client_id = uuid.uuid4().hex
+    first.send(json.dumps({"type": "message", "id": client_id, "text": "where is my parcel"}))
+    # then: the answer is published once to the conversation's group and both tabs get it
+    answers = [ws_wait(ws, client_id, timeout=30) for ws in (first, second)]
+    assert [answer["type"] for answer in answers] == ["answer", "answer"]
+    assert answers[0]["message_id"] == answers[1]["message_id"]
+    first.close()
+    second.close()
+
+
 def test_a_killed_worker_loses_no_message(stack):
     # given: questions on their way to the only worker. An idle worker waits in BRPOP: Redis hands it the
     # first one and the kill can come before the worker records it as unacknowledged, so neither the queue

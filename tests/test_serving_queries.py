@@ -42,6 +42,27 @@ def test_one_answered_message_costs_one_statement_in_the_web_process_and_two_in_
     assert [query["sql"].split()[0] for query in delivered.captured_queries] == ["UPDATE"]
 
 
+def test_a_not_sure_answer_that_asks_for_nobody_costs_one_more_select_and_no_transaction():
+    # given: a conversation whose previous answer was sure
+    conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
+    enqueued: list[int] = []
+    message_answer(receive(conversation, "where is my parcel", enqueued).pk)
+    message = receive(conversation, "zzqx vlorp kwyjibo", enqueued)
+    in_transaction: list[bool] = []
+
+    def spy(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        in_transaction.append(connection.in_atomic_block)
+        return execute(sql, params, many, context)
+
+    # when: the worker answers a message it is not sure about, which completes no streak
+    with CaptureQueriesContext(connection) as worker, connection.execute_wrapper(spy):
+        bot = message_answer(message.pk)
+    # then: the message, the streak (its conversation's previous answers), the insert; no BEGIN ... COMMIT
+    assert bot.outcome == "unsure" and not bot.conversation.handed_off
+    assert [query["sql"].split()[0] for query in worker.captured_queries] == ["SELECT", "SELECT", "INSERT"]
+    assert in_transaction == [False, False, False]
+
+
 def test_the_one_statement_writes_the_row_the_orm_would_and_routes_by_the_owner_it_read():
     # given: a conversation the bot answers, and one an operator holds
     from chatbot.conversations.models import Conversation, Message

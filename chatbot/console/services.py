@@ -185,19 +185,26 @@ class Route:
             queue_broadcast()
 
 
-def handoff_after_reply(*, conversation_id: int, outcome: str, text: str) -> str:
+def handoff_reason(*, conversation_id: int, outcome: str) -> str | None:
+    """Whether the reply about to be stored asks for a person, and why: a hand-off pair does; a streak of
+    not-sure answers, or a thumbs-down followed by a not-sure answer, does too. Read before the reply's
+    transaction, so that an answer that asks for nobody is stored with one INSERT (no BEGIN and COMMIT)."""
+    if outcome == Message.Outcome.HANDOFF:
+        return Handoff.Reason.ASKED
+    if outcome == Message.Outcome.UNSURE:
+        return _auto_reason(conversation_id)
+    return None
+
+
+def handoff_after_reply(*, conversation_id: int, reason: str, outcome: str, text: str) -> str:
     """Called by the answer task, in its transaction, before the bot's reply is stored; returns the reply text.
 
     A hand-off pair queues the conversation, but when nobody can take it the reply says so instead of promising
-    a person. A streak of not-sure answers, or a thumbs-down followed by a not-sure answer, asks for a person.
+    a person; a not-sure streak queues it and the reply stays as it is.
     """
-    if outcome == Message.Outcome.HANDOFF:
-        frame = handoff_begin(conversation_id=conversation_id, reason=Handoff.Reason.ASKED)
-        return frame["text"] if frame["status"] == "unavailable" else text
-    if outcome == Message.Outcome.UNSURE:
-        reason = _auto_reason(conversation_id)
-        if reason:
-            handoff_begin(conversation_id=conversation_id, reason=reason)
+    frame = handoff_begin(conversation_id=conversation_id, reason=reason)
+    if outcome == Message.Outcome.HANDOFF and frame["status"] == "unavailable":
+        return frame["text"]
     return text
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from chatbot.connections import single_statement
-from chatbot.console.services import handoff_after_reply
+from chatbot.console.services import handoff_after_reply, handoff_reason
 from chatbot.conversations.models import Message
 from chatbot.conversations.replies import Reply, reply_compose, reply_for_pair, reply_language
 from chatbot.conversations.services import message_insert
@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 def message_answer(message_id: int) -> Message | None:
     """Answer a stored customer message with the active model; idempotent (returns the existing answer).
 
-    Two queries besides the model's: the message with the id of its answer if any, and the insert.
+    Two queries besides the model's: the message with the id of its answer if any, and the insert (a not-sure
+    answer also reads the conversation's streak first).
     The one-to-one `reply_to` refuses a second answer to the same message (a redelivered task racing
     the first), and the first one is returned.
     """
@@ -39,12 +40,16 @@ def message_answer(message_id: int) -> Message | None:
     loaded = None if settings.CHATBOT_NOOP_MODEL else _engine.get()
     reply = _reply(message, loaded)
     latency_ms = (time.perf_counter() - started) * 1000
-    # An answer is one INSERT; a hand-off pair or a not-sure answer may also ask for a person (the reply then
-    # says honestly whether anybody can come), in one transaction with the reply.
-    plain = reply.outcome == Message.Outcome.ANSWER
+    # A reply is one INSERT; one that asks for a person (a hand-off pair, a not-sure streak) begins the hand-off in
+    # one transaction with it, and the reply then says honestly whether anybody can come.
+    reason = handoff_reason(conversation_id=message.conversation_id, outcome=reply.outcome)
     try:
-        with single_statement() if plain else transaction.atomic():
-            text = handoff_after_reply(conversation_id=message.conversation_id, outcome=reply.outcome, text=reply.text)
+        with transaction.atomic() if reason else single_statement():
+            text = reply.text
+            if reason:
+                text = handoff_after_reply(
+                    conversation_id=message.conversation_id, reason=reason, outcome=reply.outcome, text=text
+                )
             bot = message_insert(
                 Message(
                     conversation_id=message.conversation_id,

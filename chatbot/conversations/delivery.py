@@ -1,17 +1,13 @@
 """Sending answers from a worker to the browser's connection through the channel layer."""
 
 import asyncio
-import logging
 import os
 import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
-
-logger = logging.getLogger(__name__)
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
@@ -29,18 +25,13 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def group_send(group: str, message: dict[str, Any]) -> bool:
-    """Deliver to every connection of a conversation; False when it could not be sent now.
+def group_send(group: str, message: dict[str, Any]) -> None:
+    """Deliver to every connection of a conversation (one PUBLISH to its group: chatbot.settings CHANNEL_LAYERS).
 
     The answer is in the database either way: a connection that missed it gets it when it resumes.
     """
     layer = get_channel_layer()
-    try:
-        if settings.CHATBOT_INLINE_INFERENCE:
-            async_to_sync(layer.group_send)(group, message)
-        else:
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _worker_loop()).result(timeout=10)
-    except ChannelFull:
-        logger.warning("channel layer full for %s; the answer waits in the database", group)
-        return False
-    return True
+    if settings.CHATBOT_INLINE_INFERENCE:
+        async_to_sync(layer.group_send)(group, message)
+    else:
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _worker_loop()).result(timeout=10)

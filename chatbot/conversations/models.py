@@ -48,8 +48,11 @@ class Message(models.Model):
         UNSURE = "unsure", "Not sure (suggestions)"
         HANDOFF = "handoff", "Handed to a person"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    sender = models.CharField(max_length=16, choices=Sender.choices, db_index=True)
+    # Indexed with its time (Meta.indexes): a conversation's messages are always read newest or oldest first.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    # Not indexed: two or three values, so an index on it only misled the planner (a bitmap of every bot message
+    # ANDed into a one-conversation query; the serving section of BENCHMARKS.md) and cost every INSERT.
+    sender = models.CharField(max_length=16, choices=Sender.choices)
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Customer messages: the browser's id, so a re-sent message is stored once.
@@ -67,7 +70,7 @@ class Message(models.Model):
     pair = models.ForeignKey(
         "knowledge.QAPair", null=True, blank=True, on_delete=models.SET_NULL, related_name="answers"
     )
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)  # not indexed: see `sender`
     confidence = models.FloatField(null=True, blank=True)
     candidates = models.JSONField(default=list, blank=True, help_text="The model's top candidates with scores.")
     suggestions = models.JSONField(default=list, blank=True, help_text="Questions offered when not sure.")
@@ -87,6 +90,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_time")]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],
