@@ -8,6 +8,7 @@ from django.db import connections
 
 from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry import pipeline, services
+from chatbot.registry.artifacts import artifact_load
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import engine_get
 from chatbot.registry.gate import calibrate, gate_compare, oos_weight
@@ -16,6 +17,7 @@ from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.pipeline import model_version_load, training_run_execute
 from chatbot.registry.services import STALE_REASON, model_version_set_threshold
 from training import ModelConfig
+from training.calibration import language_rules_dict
 from training.gate import decisions_at, metrics, paired_z, score_rows, tradeoff_curve
 from training.rejection import Rejection
 
@@ -71,6 +73,11 @@ def test_the_gate_passes_the_active_model_against_itself_and_stores_the_trade_of
     coverage = [point["coverage"] for point in curve["points"]]
     assert coverage == sorted(coverage, reverse=True) and coverage[0] > 0.9  # a higher threshold answers less
     assert active.calibration["points"], "the version carries its coverage/precision curve"
+    # the demo's held-out set has enough Chinese rows for a rule of their own (22 off-topic), not English ones (13):
+    # stored with the version as the artifact saved it
+    stored = artifact_load(name=active.artifact.name, checksum=active.checksum).rejection.languages
+    assert set(stored) == {"zh"}, (stored, dataset.counts)
+    assert language_rules_dict(stored) == active.language_rules
 
 
 def _corrupted(dataset: Dataset) -> Dataset:
@@ -245,14 +252,14 @@ def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(sett
 
 
 def _two_language_holdout() -> tuple[list[tuple[str, str]], dict[str, tuple[str, float]]]:
-    """Per language 60 in-scope rows answered right and 20 out-of-scope rows, on scales no single threshold
+    """Per language 60 in-scope rows answered right and 40 out-of-scope rows, on scales no single threshold
     separates: English right 0.7-1.0 and off-topic 0.4-0.65, Chinese right 0.35-0.6 and off-topic 0.1-0.3."""
     rng, holdout, answers = random.Random(3), [], {}
     for text, right, off in (
         ("question {}", (0.7, 1.0), (0.4, 0.65)),
         ("问题 {}", (0.35, 0.6), (0.1, 0.3)),
     ):
-        for i in range(80):
+        for i in range(100):
             gold = "oos" if i >= 60 else f"p{i % 10}"
             answers[text.format(i)] = ("p0" if gold == "oos" else gold, rng.uniform(*(off if gold == "oos" else right)))
             holdout.append((text.format(i), gold))

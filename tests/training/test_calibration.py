@@ -117,14 +117,14 @@ def test_a_language_with_its_own_rule_is_decided_by_it_and_the_others_by_the_glo
 
 
 def test_a_language_gets_rows_of_its_own_only_with_enough_in_scope_and_out_of_scope_rows() -> None:
-    # given: English with 30 in-scope and 10 out-of-scope rows, Chinese with 30 in-scope and 9
-    targets = torch.tensor([0] * 30 + [-1] * 10 + [0] * 30 + [-1] * 9)
-    languages = ["en"] * 40 + ["zh"] * 39
+    # given: English with 30 in-scope and 20 out-of-scope rows, Chinese with 30 in-scope and 19
+    targets = torch.tensor([0] * 30 + [-1] * 20 + [0] * 30 + [-1] * 19)
+    languages = ["en"] * 50 + ["zh"] * 49
     # when / then
     chosen = language_rows(targets, languages)
-    assert list(chosen) == ["en"] and int(chosen["en"].sum()) == 40 and not chosen["en"][40:].any()
-    assert (MIN_LANGUAGE_OOS, MIN_LANGUAGE_IN_SCOPE) == (10, 30)
+    assert list(chosen) == ["en"] and int(chosen["en"].sum()) == 50 and not chosen["en"][50:].any()
+    assert (MIN_LANGUAGE_OOS, MIN_LANGUAGE_IN_SCOPE) == (20, 30)
     # among fewer rows (a fold left out), English falls short too
-    assert language_rows(targets, languages, torch.arange(79) >= 1) == {}
+    assert language_rows(targets, languages, torch.arange(99) >= 1) == {}
     # one language only: its rule would be the global one
-    assert language_rows(targets[:40], languages[:40]) == {}
+    assert language_rows(targets[:50], languages[:50]) == {}

@@ -193,9 +193,9 @@ def test_a_calibration_saved_before_per_language_rules_loads_as_it_was() -> None
 def test_it_chooses_a_rule_for_a_language_only_where_its_held_out_rows_allow_and_decides_by_it(
     tiny_train: list[Example], tiny_test: list[Example], tmp_path: Path
 ) -> None:
-    # given: held-out rows with 30 English questions and 12 English off-topic ones, and a few Chinese rows
+    # given: held-out rows with 30 English questions and 20 English off-topic ones, and a few Chinese rows
     english = [(f"hi, {text}", label) for text, label in tiny_train if label != "oos" and language(text) == "en"]
-    off_topic = [(f"tell me about the planet number {i} and its moons", "oos") for i in range(12)]
+    off_topic = [(f"tell me about the planet number {i} and its moons", "oos") for i in range(20)]
     chinese = [(text, label) for text, label in tiny_test if language(text) == "zh"]
     assert len(english) == 30 and len(chinese) == 6
     # when
