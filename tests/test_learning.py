@@ -8,6 +8,7 @@ from django.db import connections
 
 from chatbot.knowledge.models import AlternateQuestion, QAPair
 from chatbot.registry import pipeline, services
+from chatbot.registry.artifacts import artifact_load
 from chatbot.registry.dataset import Dataset, dataset_build
 from chatbot.registry.engine import engine_get
 from chatbot.registry.gate import calibrate, gate_compare, oos_weight
@@ -16,6 +17,7 @@ from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.pipeline import model_version_load, training_run_execute
 from chatbot.registry.services import STALE_REASON, model_version_set_threshold
 from training import ModelConfig
+from training.calibration import language_rules_dict
 from training.gate import decisions_at, metrics, paired_z, score_rows, tradeoff_curve
 from training.rejection import Rejection
 
@@ -71,6 +73,11 @@ def test_the_gate_passes_the_active_model_against_itself_and_stores_the_trade_of
     coverage = [point["coverage"] for point in curve["points"]]
     assert coverage == sorted(coverage, reverse=True) and coverage[0] > 0.9  # a higher threshold answers less
     assert active.calibration["points"], "the version carries its coverage/precision curve"
+    # the demo's held-out set has enough Chinese rows for a rule of their own (22 off-topic), not English ones (13):
+    # stored with the version as the artifact saved it
+    stored = artifact_load(name=active.artifact.name, checksum=active.checksum).rejection.languages
+    assert set(stored) == {"zh"}, (stored, dataset.counts)
+    assert language_rules_dict(stored) == active.language_rules
 
 
 def _corrupted(dataset: Dataset) -> Dataset:
@@ -191,10 +198,11 @@ def test_the_operating_point_is_chosen_on_the_held_out_set_with_out_of_scope_at_
     # the weight makes the 20 out-of-scope rows count as 20 % of the traffic
     assert oos_weight([label == "oos" for label in gold]) == pytest.approx(0.25 * 300 / 20)
     # when
-    threshold, margin = calibrate(model, holdout)
+    rule = calibrate(model, holdout)
     # then: threshold and margin that keep every right answer and catch most out-of-scope questions
-    decided = metrics(gold, decisions_at(score_rows(model, holdout), Rejection(threshold, margin)))
-    assert decided["accuracy"] == pytest.approx(0.9) and decided["oos_recall"] >= 0.6, (threshold, margin, decided)
+    assert rule is not None
+    decided = metrics(gold, decisions_at(score_rows(model, holdout), rule))
+    assert decided["accuracy"] == pytest.approx(0.9) and decided["oos_recall"] >= 0.6, (rule, decided)
     assert calibrate(model, [row for row in holdout if row[1] != "oos"]) is None  # the trainer's point is kept
 
 
@@ -222,10 +230,11 @@ def test_a_model_that_cannot_reach_the_precision_target_still_says_not_sure_to_o
             answers[text] = (answers[text][0], rng.uniform(0.1, 0.4))
     model = _Scripted(answers)
     # when
-    point = calibrate(model, holdout)
+    rule = calibrate(model, holdout)
     # then: the trainer's rule without out-of-scope examples (give up at most 5 % of the right answers) is used
-    decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), Rejection(*point)))
-    assert decided["oos_recall"] >= 0.9 and decided["accuracy"] >= 0.85, (point, decided)
+    assert rule is not None
+    decided = metrics([label for _, label in holdout], decisions_at(score_rows(model, holdout), rule))
+    assert decided["oos_recall"] >= 0.9 and decided["accuracy"] >= 0.85, (rule, decided)
 
 
 def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(settings):
@@ -240,3 +249,54 @@ def test_model_options_come_from_the_settings_and_a_misspelt_one_is_refused(sett
     settings.CHATBOT_MODEL_OPTIONS = {"finetune_epoch": 3}
     with pytest.raises(ImproperlyConfigured, match="finetune_epoch"):
         pipeline.model_config()
+
+
+def _two_language_holdout() -> tuple[list[tuple[str, str]], dict[str, tuple[str, float]]]:
+    """Per language 60 in-scope rows answered right and 40 out-of-scope rows, on scales no single threshold
+    separates: English right 0.7-1.0 and off-topic 0.4-0.65, Chinese right 0.35-0.6 and off-topic 0.1-0.3."""
+    rng, holdout, answers = random.Random(3), [], {}
+    for text, right, off in (
+        ("question {}", (0.7, 1.0), (0.4, 0.65)),
+        ("问题 {}", (0.35, 0.6), (0.1, 0.3)),
+    ):
+        for i in range(100):
+            gold = "oos" if i >= 60 else f"p{i % 10}"
+            answers[text.format(i)] = ("p0" if gold == "oos" else gold, rng.uniform(*(off if gold == "oos" else right)))
+            holdout.append((text.format(i), gold))
+    return holdout, answers
+
+
+def test_each_language_with_enough_held_out_rows_gets_its_own_operating_point_and_the_gate_uses_it():
+    # given: two languages whose scores sit on different scales
+    holdout, answers = _two_language_holdout()
+    gold, scored = [label for _, label in holdout], score_rows(_Scripted(answers), holdout)
+    # when
+    rule = calibrate(_Scripted(answers), holdout)
+    # then: a rule per language, which keeps the right answers and catches the off-topic questions in both
+    assert rule is not None and set(rule.languages) == {"en", "zh"}
+    decided = metrics(gold, decisions_at(scored, rule))
+    assert decided["accuracy"] >= 0.95 and decided["oos_recall"] >= 0.95, (rule, decided)
+    one_rule = metrics(gold, decisions_at(scored, rule.at(rule.threshold, rule.margin)))
+    assert one_rule["accuracy"] + one_rule["oos_recall"] < 1.8, (rule, one_rule)
+    # the gate judges each model at its own per-language points (cross-fitted), and the model in service by the
+    # per-language rules it serves with
+    candidate, active = _Scripted(answers), _Scripted(answers)
+    active.rejection = Rejection(0.0, 0.0, languages={"en": (0.68, 0.0), "zh": (0.32, 0.0)})
+    result = gate_compare(candidate, active, holdout, margin=0.0)
+    assert result["passed"] and result["candidate"]["accuracy"] >= 0.95 and result["candidate"]["oos_recall"] >= 0.9
+    assert result["active_in_service"]["accuracy"] == 1.0 and result["active_in_service"]["oos_recall"] == 1.0
+
+
+def test_an_operators_threshold_replaces_the_per_language_rules_in_service(active):
+    # given: the version in service with a rule of its own for Chinese
+    active.language_rules = {"zh": {"threshold": 0.9, "margin": 0.1}}
+    active.save(update_fields=["language_rules"])
+    loaded = engine_get()
+    assert loaded.model.rejection.languages == {"zh": (0.9, 0.1)}
+    assert model_version_load(active).rejection.languages == {"zh": (0.9, 0.1)}  # as the gate judges it
+    # when: an operator sets the threshold
+    model_version_set_threshold(active, threshold=0.3)
+    # then: one threshold for every language, applied without a reload
+    again = engine_get()
+    assert again is loaded and again.model.rejection.languages == {} and again.model.threshold == 0.3
+    assert ModelVersion.objects.get(pk=active.pk).language_rules == {}

@@ -43,3 +43,24 @@ def test_the_version_and_run_pages_show_the_tables(admin_client):
     run = TrainingRun.objects.filter(model_version=version).first()
     page = admin_client.get(f"/admin/registry/trainingrun/{run.pk}/change/").content.decode()
     assert "training examples" in page and "Kept aside to measure" in page
+
+
+def test_the_version_page_shows_the_per_language_thresholds_and_a_set_threshold_replaces_them(admin_client):
+    # given: a version with a rule of its own for Chinese
+    version = ModelVersion.objects.get(is_active=True)
+    version.language_rules = {"zh": {"threshold": 0.9, "margin": 0.1}}
+    version.save(update_fields=["language_rules"])
+    url = f"/admin/registry/modelversion/{version.pk}/change/"
+    assert "Chinese: threshold 0.900, margin 0.100" in admin_client.get(url).content.decode()
+    # when: an operator sets the threshold
+    response = admin_client.post(
+        f"/admin/registry/modelversion/{version.pk}/threshold/", {"threshold": "0.4"}, follow=True
+    )
+    # then: the message says the per-language rule is replaced, and the page shows none
+    page = response.content.decode()
+    assert (
+        "threshold set to 0.400 for every language; it replaces the per-language thresholds chosen at training" in page
+    )
+    assert "Chinese: threshold 0.900" not in admin_client.get(url).content.decode()
+    version.refresh_from_db()
+    assert (version.threshold, version.language_rules) == (0.4, {})

@@ -88,12 +88,25 @@ def test_buttons_show_each_topics_question_in_the_customers_language():
     returns = QAPair.objects.get(question="What is your return policy?")
     shipping = QAPair.objects.get(question="How much does shipping cost?")
     ranked = [(str(returns.pk), 0.4), (str(shipping.pk), 0.3)]
-    chinese = reply_compose(text="我想问一下", ranked=ranked, decide=lambda _: False)
-    english = reply_compose(text="a question", ranked=ranked, decide=lambda _: False)
+    chinese = reply_compose(text="我想问一下", ranked=ranked, decide=lambda _ranked, _language: False)
+    english = reply_compose(text="a question", ranked=ranked, decide=lambda _ranked, _language: False)
     assert [s["question"] for s in chinese.suggestions][:2] == ["退货政策是什么？", "运费怎么收？"]
     assert [s["question"] for s in english.suggestions][:2] == [returns.question, shipping.question]
     assert detect_language(chinese.suggestions[-1]["question"]) == "zh"  # the hand-off pair, in Chinese too
     assert chinese.text.startswith("抱歉")
+
+
+def test_the_reply_is_decided_by_the_rule_of_the_customers_language():
+    # given: the model in service, with a stricter rule of its own for Chinese
+    model = model_version_load(ModelVersion.objects.get(is_active=True))
+    model.rejection = model.rejection.at(0.5, 0.0, {"zh": (0.95, 0.0)})
+    topic = QAPair.objects.get(question="Where is my order?")
+    ranked = [(str(topic.pk), 0.8), (str(QAPair.objects.get(question="What is your return policy?").pk), 0.1)]
+    # when / then: the same ranking is an answer in English and "not sure" in Chinese
+    english = reply_compose(text="where is my parcel", ranked=ranked, decide=model.decide)
+    chinese = reply_compose(text="我的包裹在哪里", ranked=ranked, decide=model.decide)
+    assert (english.outcome, english.pair) == ("answer", topic)
+    assert chinese.outcome == "unsure" and chinese.text.startswith("抱歉")
 
 
 def test_the_worker_reads_answers_from_the_pairs_cache_without_a_query():
@@ -236,7 +249,9 @@ def test_merging_moves_everything_to_the_survivor_and_the_old_id_answers_with_it
     # the model in service still predicts the merged id: the reply is the survivor's, their scores added up
     selectors._cache["loaded_at"] = float("-inf")
     reply = reply_compose(
-        text="有礼品卡吗", ranked=[(str(chinese.pk), 0.5), (str(english.pk), 0.3)], decide=lambda r: r[0][1] > 0.7
+        text="有礼品卡吗",
+        ranked=[(str(chinese.pk), 0.5), (str(english.pk), 0.3)],
+        decide=lambda r, _language: r[0][1] > 0.7,
     )
     assert reply.outcome == "answer" and reply.pair == english and reply.text == "有。"
 

@@ -2,15 +2,17 @@
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .rejection import Rejection
+from .rejection import Point, Rejection
 
 LANGUAGES = ("en", "zh")  # fusion weighs its encoders per language (text.language)
+OPTIONAL = ("languages",)  # record keys that calibrations saved before them lack
 
 
 class CalibrationError(ValueError):
@@ -22,7 +24,8 @@ class Calibration:
     """Fitted after training on held-out rows; saved with the model ("calibration" in its config.json).
 
     temperatures: per component, divides its logits; weights: per language, each component's share of the fused
-    log-probabilities; temperature: divides the fused scores; rejection: when the model says it is not sure.
+    log-probabilities; temperature: divides the fused scores; rejection: when the model says it is not sure (with
+    its per-language rules, "languages"; a record saved before they existed has none, and loads as it was).
     """
 
     temperatures: dict[str, float]
@@ -45,6 +48,7 @@ class Calibration:
             "threshold": self.rejection.threshold,
             "margin": self.rejection.margin,
             "background": self.rejection.background,
+            "languages": language_rules_dict(self.rejection.languages),
         }
 
     @classmethod
@@ -53,7 +57,7 @@ class Calibration:
         the first thing wrong."""
         if not isinstance(data, dict):
             raise CalibrationError(f"calibration must be an object, got {type(data).__name__}")
-        missing = [key for key in cls.uncalibrated(["x"]).to_dict() if key not in data]
+        missing = [key for key in cls.uncalibrated(["x"]).to_dict() if key not in data and key not in OPTIONAL]
         if missing:
             raise CalibrationError(f"calibration lacks {', '.join(missing)}")
         temperatures = _per_component(data["temperatures"], components, "temperatures", positive=True)
@@ -61,8 +65,33 @@ class Calibration:
             raise CalibrationError("calibration weights must be an object of languages")
         weights = {lang: _per_component(data["weights"].get(lang), components, f"weights.{lang}") for lang in LANGUAGES}
         background = None if data["background"] is None else _number(data["background"], "background")
-        rejection = Rejection(_number(data["threshold"], "threshold"), _number(data["margin"], "margin"), background)
+        rejection = Rejection(
+            _number(data["threshold"], "threshold"),
+            _number(data["margin"], "margin"),
+            background,
+            language_rules_read(data.get("languages") or {}),
+        )
         return cls(temperatures, weights, _number(data["temperature"], "temperature", positive=True), rejection)
+
+
+def language_rules_dict(rules: Mapping[str, Point]) -> dict[str, dict[str, float]]:
+    """Per-language rules as JSON: {language: {"threshold": t, "margin": m}} (also ModelVersion.language_rules)."""
+    return {lang: {"threshold": threshold, "margin": margin} for lang, (threshold, margin) in sorted(rules.items())}
+
+
+def language_rules_read(data: Any) -> dict[str, Point]:
+    """The rules written by language_rules_dict; CalibrationError names the first thing wrong."""
+    if not isinstance(data, dict) or not set(data) <= set(LANGUAGES):
+        raise CalibrationError(f"calibration languages must be an object of {LANGUAGES}, got {data!r}")
+    rules = {}
+    for lang, rule in data.items():
+        if not isinstance(rule, dict) or not {"threshold", "margin"} <= set(rule):
+            raise CalibrationError(f"calibration languages.{lang} must give a threshold and a margin, got {rule!r}")
+        rules[lang] = (
+            _number(rule["threshold"], f"languages.{lang}.threshold"),
+            _number(rule["margin"], f"languages.{lang}.margin"),
+        )
+    return rules
 
 
 def _number(value: Any, name: str, positive: bool = False) -> float:

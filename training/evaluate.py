@@ -16,6 +16,7 @@ from .device import train_device
 from .gate import operating_point
 from .model import AnswerModel
 from .rejection import Ranked, Rejection
+from .text import language
 
 
 def macro_f1(gold: list[str], pred: list[str]) -> float:
@@ -30,7 +31,10 @@ def macro_f1(gold: list[str], pred: list[str]) -> float:
 def metrics(model: AnswerModel, test: list[Example]) -> dict[str, Any]:
     ranked = model.predict([t for t, _ in test], k=2)
     top1 = [r[0][0] for r in ranked]
-    final = [label if model.decide(r) else OUT_OF_SCOPE for label, r in zip(top1, ranked, strict=True)]
+    final = [
+        label if model.decide(r, language(text)) else OUT_OF_SCOPE
+        for label, r, (text, _) in zip(top1, ranked, test, strict=True)
+    ]
     gold = [label for _, label in test]
     ins = [i for i, g in enumerate(gold) if g != OUT_OF_SCOPE]
     oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
@@ -174,7 +178,7 @@ def automatic(
     model = outcome.model
     point = operating_point(model, val, share=args.oos_share, scored=outcome.scored)
     if point is not None:
-        model.threshold, model.margin = point.threshold, point.margin
+        model.rejection = point
     seconds = {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu, 1)}
     return model, {
         "chosen": outcome.chosen,

@@ -5,7 +5,9 @@ Operating point. A model says "not sure" by its `Rejection` rule; the gate choos
 together on the held-out set (`operating_point`), with the trainer's own choice (`choose_rejection`: best in-scope
 accuracy + out-of-scope recall among the points whose out-of-scope precision reaches the configured target).
 Changing one without the other is what broke the learning curve: a threshold chosen at the trainer's margin
-collapsed out-of-scope F1. Out-of-scope rows are weighed as `share` of the traffic (precision depends on it, and
+collapsed out-of-scope F1. A language whose held-out rows are enough (rejection.language_rows) gets its own
+threshold and margin, chosen the same way on its rows; the other languages use the pair chosen on all rows.
+Each row is decided by its language's rule, for the candidate and the active model alike. Out-of-scope rows are weighed as `share` of the traffic (precision depends on it, and
 the held-out set's own share only says how many examples were curated and reviewed), when choosing the point and
 when scoring out-of-scope F1.
 
@@ -24,8 +26,8 @@ import torch
 
 from .config import ModelConfig
 from .data import OUT_OF_SCOPE, Example
-from .rejection import Ranked, Rejection, choose_rejection, oos_weight
-from .text import normalise
+from .rejection import Point, Ranked, Rejection, choose_rejection, language_rows, oos_weight
+from .text import language, normalise
 
 MAX_DISAGREEMENTS = 200
 FOLDS = 5
@@ -60,6 +62,7 @@ class Scored:
     top: list[str]  # best label per row
     scores: torch.Tensor  # (n, 2): top-1 and top-2 scores, exactly as served (model.predict)
     targets: torch.Tensor  # (n,): RIGHT when the best label is the gold one, OOS_ROW for oos rows, else WRONG
+    languages: list[str]  # each row's (text.language): its language's rule decides it
 
 
 def score_rows(model: Gated, examples: list[Example]) -> Scored:
@@ -73,7 +76,7 @@ def score_rows(model: Gated, examples: list[Example]) -> Scored:
         ],
         dtype=torch.long,
     )
-    return Scored(top, scores.reshape(-1, 2), targets)
+    return Scored(top, scores.reshape(-1, 2), targets, [language(text) for text, _ in examples])
 
 
 def _can_calibrate(targets: torch.Tensor) -> bool:
@@ -81,6 +84,16 @@ def _can_calibrate(targets: torch.Tensor) -> bool:
 
 
 def _choose(model: Gated, scored: Scored, rows: torch.Tensor, share: float) -> Rejection:
+    """The model's rule at the point chosen on the rows (`rows`: a boolean per row), and for each language whose
+    rows are enough (rejection.language_rows), at the point chosen the same way on that language's rows."""
+    languages = {
+        lang: _point(model, scored, mask, share)
+        for lang, mask in language_rows(scored.targets, scored.languages, rows).items()
+    }
+    return model.rejection.at(*_point(model, scored, rows, share), languages)
+
+
+def _point(model: Gated, scored: Scored, rows: torch.Tensor, share: float) -> Point:
     """choose_rejection on the rows, the out-of-scope ones repeated (or the in-scope ones, when out-of-scope
     rows are already over their share) so that they weigh `share` of traffic.
 
@@ -103,7 +116,7 @@ def _choose(model: Gated, scored: Scored, rows: torch.Tensor, share: float) -> R
     budget = choose_rejection(scores, torch.where(targets == OOS_ROW, WRONG, targets), 1.0, config.reject_rate)
     if _oos_caught(rule, scores, targets) < FALLBACK_RECALL_RATIO * _oos_caught(budget, scores, targets):
         rule = budget
-    return model.rejection.at(rule.threshold, rule.margin)
+    return rule.threshold, rule.margin
 
 
 def _oos_caught(rule: Rejection, scores: torch.Tensor, targets: torch.Tensor) -> int:
@@ -128,7 +141,8 @@ def folds(holdout: list[Example]) -> list[int]:
 
 
 def decisions_at(scored: Scored, rule: Rejection) -> list[Decision]:
-    sure = rule.accepts(scored.scores).tolist()
+    """Each row decided by `rule`, at its language's threshold and margin."""
+    sure = rule.accepts(scored.scores, scored.languages).tolist()
     return [
         Decision(top if ok else OUT_OF_SCOPE, top, round(float(score), 4))
         for top, ok, score in zip(scored.top, sure, scored.scores[:, 0].tolist(), strict=True)
@@ -273,7 +287,8 @@ def tradeoff_curve(
     model: Gated, holdout: list[Example], steps: int = 40, scored: Scored | None = None
 ) -> dict[str, Any]:
     """Per threshold: coverage (share of in-scope questions answered) and precision (share of answers that are
-    right, out-of-scope questions answered count as wrong), at the model's margin."""
+    right, out-of-scope questions answered count as wrong), at the model's margin, the same threshold for every
+    language (what an operator's threshold does: it replaces the per-language rules)."""
     if not holdout:
         return {}
     scored = scored if scored is not None else score_rows(model, holdout)

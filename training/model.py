@@ -14,7 +14,7 @@ from .calibration import LANGUAGES, Calibration, CalibrationError, choose_weight
 from .components import component_names, component_shape, empty_component, train_component
 from .config import ModelConfig
 from .data import Example, holdout_split, label_list
-from .rejection import Ranked, Rejection, choose_background, choose_rejection
+from .rejection import Ranked, Rejection, choose_background, choose_rejection, language_rows
 from .text import language
 from .trainer import EpochCallback, encode_targets
 from .transformer import save_backbone, transformer_folder
@@ -47,7 +47,12 @@ class AnswerModel:
     def rejection(self) -> Rejection:
         return self.calibration.rejection
 
-    # the operating point: the deployment gate and an operator move it on a trained model
+    @rejection.setter
+    def rejection(self, value: Rejection) -> None:
+        self.calibration.rejection = value
+
+    # the operating point: the deployment gate and an operator move it on a trained model; setting the threshold
+    # or the margin alone sets it for every language (per-language rules dropped; `rejection` sets them all)
     @property
     def threshold(self) -> float:
         return self.calibration.rejection.threshold
@@ -137,11 +142,20 @@ class AnswerModel:
         hits = scores[in_scope].argmax(-1) == targets[in_scope]
         self.meta["val_accuracy"] = float(hits.float().mean()) if len(hits) else None  # before any refit
         args = (targets, self.config.target_oos_precision, self.config.reject_rate, self.config.oos_prior)
+        familiarity = self._familiarity(weights, logsumexps, langs)
         if self.config.reject_unfamiliar:
-            rejection = choose_background(scores, self._familiarity(weights, logsumexps, langs), *args)
+            rejection = choose_background(scores, familiarity, *args)
         else:
             rejection = choose_rejection(scores, *args)
-        self.calibration = Calibration(temperatures, weights, temperature, rejection)
+        scores = rejection.discount(scores, familiarity)  # as served
+        own = {
+            lang: choose_rejection(scores[rows], targets[rows], *args[1:])
+            for lang, rows in language_rows(targets, langs).items()
+        }
+        languages = {lang: (rule.threshold, rule.margin) for lang, rule in own.items()}
+        self.calibration = Calibration(
+            temperatures, weights, temperature, rejection.at(rejection.threshold, rejection.margin, languages)
+        )
 
     def _choose_weights(self, log_probs: dict[str, torch.Tensor], targets: torch.Tensor, langs: list[str]) -> Weights:
         names = list(log_probs)
@@ -212,9 +226,10 @@ class AnswerModel:
             for ix, vs in zip(index.tolist(), values.tolist(), strict=True)
         ]
 
-    def decide(self, ranked: Ranked) -> bool:
-        """True when the model is sure of `ranked` (one answer of predict) at its operating point."""
-        return self.rejection.accepts_ranked(ranked)
+    def decide(self, ranked: Ranked, language: str | None = None) -> bool:
+        """True when the model is sure of `ranked` (one answer of predict) at its operating point: the rule of
+        `language` (the message's, text.language) where it has one of its own, else the global one."""
+        return self.rejection.accepts_ranked(ranked, language)
 
     @torch.no_grad()
     def embed(self, texts: list[str]) -> torch.Tensor:

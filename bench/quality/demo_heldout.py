@@ -102,15 +102,15 @@ def scores(model: Any, rows: list[Example]) -> dict[str, Any]:
     ranked = model.predict([t for t, _ in rows], k=2)
     out: dict[str, Any] = {}
     for lang in ("en", "zh", "all"):
-        picked = [(r, g) for (t, g), r in zip(rows, ranked, strict=True) if lang in ("all", language(t))]
-        ins = [(r, g) for r, g in picked if g != OUT_OF_SCOPE]
-        oos = [r for r, g in picked if g == OUT_OF_SCOPE]
+        picked = [(r, g, language(t)) for (t, g), r in zip(rows, ranked, strict=True) if lang in ("all", language(t))]
+        ins = [(r, g, t) for r, g, t in picked if g != OUT_OF_SCOPE]
+        oos = [(r, t) for r, g, t in picked if g == OUT_OF_SCOPE]
         out[lang] = {
             "n_in_scope": len(ins),
-            "closed_set": _share(r[0][0] == g for r, g in ins),
-            "in_scope": _share(r[0][0] == g and model.decide(r) for r, g in ins),
+            "closed_set": _share(r[0][0] == g for r, g, _ in ins),
+            "in_scope": _share(r[0][0] == g and model.decide(r, t) for r, g, t in ins),
             "n_oos": len(oos),
-            "oos_false_answer_rate": _share(model.decide(r) for r in oos) if oos else None,
+            "oos_false_answer_rate": _share(model.decide(r, t) for r, t in oos) if oos else None,
         }
     return out
 
@@ -128,7 +128,7 @@ def run(data: dict[str, Any], names: list[str] | None, budget: float, overrides:
     assert model is not None
     point = operating_point(model, data["gate"], share=OOS_SHARE, scored=outcome.scored)
     if point is not None:
-        model.threshold, model.margin = point.threshold, point.margin
+        model.rejection = point  # with the per-language rules where the gate's rows allow them
     return {
         "candidates": names or "auto",
         "chosen": outcome.chosen,
@@ -138,6 +138,7 @@ def run(data: dict[str, Any], names: list[str] | None, budget: float, overrides:
         "held_out": scores(model, data["test"]),
         "paraphrases": scores(model, data["paraphrases"]),
         "gate_figures": [c.get("held_out") for c in outcome.candidates],
+        "rule": {"threshold": model.threshold, "margin": model.margin, "languages": dict(model.rejection.languages)},
         "plan": outcome.plan,
     }
 

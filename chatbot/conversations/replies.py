@@ -1,7 +1,8 @@
 """Composing the bot's reply from the model's ranking: answer, not sure, or hand over to a person.
 
 The reply is in the customer's language (their message's): a pair's answer in that language, or another
-language's with a short note when the pair has none in theirs; buttons show each pair's question in it."""
+language's with a short note when the pair has none in theirs; buttons show each pair's question in it. Whether the
+model is sure is decided by the rule of that same language (a language may have its own threshold and margin)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,9 +63,10 @@ def reply_for_pair(
 
 
 def reply_compose(
-    *, text: str, ranked: list[tuple[str, float]] | None, decide: Callable[[list[tuple[str, float]]], bool] | None
+    *, text: str, ranked: list[tuple[str, float]] | None, decide: Callable[[list[tuple[str, float]], str], bool] | None
 ) -> Reply:
-    """`ranked` is the model's top-k (label, score); None when no model is in service."""
+    """`ranked` is the model's top-k (label, score); None when no model is in service. `decide(ranked, language)`
+    (AnswerModel.decide): sure of the best answer to a message in `language`, the message's (reply_language)."""
     language, view = reply_language(text), pairs_view()
     if ranked is None:
         return Reply(outcome="unsure", text=NO_MODEL[language], suggestions=_handoff_suggestion(view, language, []))
@@ -72,7 +74,7 @@ def reply_compose(
     candidates: list[Candidate] = [
         {"pair": pair.pk, "question": pair.question, "score": round(score, 4)} for pair, score in live
     ]
-    if live and decide is not None and decide([(str(pair.pk), score) for pair, score in live]):
+    if live and decide is not None and decide([(str(pair.pk), score) for pair, score in live], language):
         return reply_for_pair(live[0][0], live[0][1], candidates, language=language, view=view)
     chosen = [pair for pair, _ in live if not pair.handoff][: settings.CHATBOT_SUGGESTIONS]
     suggestions: list[Suggestion] = [{"id": pair.pk, "question": view.question(pair, language)} for pair in chosen]

@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from chatbot.knowledge.models import QAPair
+from chatbot.knowledge.models import QAPair, language_name
 from chatbot.registry.charts import operating_point_words, tradeoff_chart, training_curves
 from chatbot.registry.explain import numbers_table
 from chatbot.registry.models import ModelVersion, TrainingRun
@@ -49,6 +49,14 @@ def gate_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def language_rules_words(rules: dict[str, Any]) -> str:
+    """A version's per-language rules in a line: "English: threshold 0.412, margin 0.050; Chinese: ..."."""
+    return "; ".join(
+        f"{language_name(lang)}: threshold {rule['threshold']:.3f}, margin {rule['margin']:.3f}"
+        for lang, rule in sorted((rules or {}).items())
+    )
 
 
 def version_recipe(version: ModelVersion) -> tuple[str, str]:
@@ -140,9 +148,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def threshold_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = get_object_or_404(ModelVersion, pk=pk)
         if self.has_change_permission(request, version):
+            replaced = language_rules_words(version.language_rules)
             try:
                 model_version_set_threshold(version, threshold=float(request.POST.get("threshold", "")))
-                self.message_user(request, f"{version}: threshold set to {version.threshold:.3f}.")
+                said = f"{version}: threshold set to {version.threshold:.3f} for every language"
+                if replaced:
+                    said += f"; it replaces the per-language thresholds chosen at training ({replaced})"
+                self.message_user(request, said + ".")
             except ValueError as error:
                 self.message_user(request, f"Not a threshold: {error}", messages.ERROR)
         return HttpResponseRedirect(reverse("admin:registry_modelversion_change", args=[pk]))
@@ -157,6 +169,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             context["operating_point"] = operating_point_words(version.calibration, version.threshold)
             context["tradeoff_points"] = version.calibration.get("points", [])[::4]
             context["calibrated_threshold"] = version.calibration.get("calibrated_threshold")
+            context["language_rules"] = language_rules_words(version.language_rules)
             context["recipe"], context["recipe_reason"] = version_recipe(version)
         return super().change_view(request, object_id, form_url, extra_context=context)
 

@@ -3,12 +3,14 @@
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 from chatbot.registry.artifacts import ArtifactError, artifact_load
 from chatbot.registry.models import ModelVersion
 from training import AnswerModel, e5
+from training.calibration import CalibrationError, language_rules_read
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +44,31 @@ def active_version_id() -> int | None:
     return ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
 
 
-def _active() -> tuple[int, float, float] | None:
-    return ModelVersion.objects.filter(is_active=True).values_list("id", "threshold", "margin").first()
+def _active() -> tuple[int, float, float, Any] | None:
+    values = ("id", "threshold", "margin", "language_rules")
+    return ModelVersion.objects.filter(is_active=True).values_list(*values).first()
 
 
-def _operating_point(loaded: Loaded, threshold: float, margin: float) -> Loaded:
+def operating_point_apply(model: AnswerModel, threshold: float, margin: float, language_rules: Any) -> bool:
+    """Put the model at a version's operating point: its threshold and margin, and the per-language rules it
+    stores (ModelVersion.language_rules: none after an operator set the threshold). True when anything moved."""
+    rule = model.rejection.at(threshold, margin, language_rules_read(language_rules or {}))
+    if rule == model.rejection:
+        return False
+    model.rejection = rule
+    return True
+
+
+def _operating_point(loaded: Loaded, threshold: float, margin: float, language_rules: Any) -> Loaded:
     """An operator moved the threshold of the version in service: apply it without reloading."""
-    model = loaded.model
-    if (model.threshold, model.margin) != (threshold, margin):
-        model.threshold, model.margin = threshold, margin
-        logger.info("model v%s operating point: threshold %.3f margin %.3f", loaded.version_id, threshold, margin)
+    if operating_point_apply(loaded.model, threshold, margin, language_rules):
+        logger.info(
+            "model v%s operating point: threshold %.3f margin %.3f, per language %s",
+            loaded.version_id,
+            threshold,
+            margin,
+            language_rules or "none",
+        )
     return loaded
 
 
@@ -65,9 +82,9 @@ def engine_get() -> Loaded | None:
     current = _state.loaded
     if active is None:
         return current
-    version_id, threshold, margin = active
+    version_id, threshold, margin, language_rules = active
     if current and current.version_id == version_id:
-        return _operating_point(current, threshold, margin)
+        return _operating_point(current, threshold, margin, language_rules)
     if _state.failed_version_id == version_id:
         return current
     with _lock:
@@ -79,8 +96,8 @@ def engine_get() -> Loaded | None:
             return current
         try:
             model = artifact_load(name=version.artifact.name, checksum=version.checksum)
-            model.threshold, model.margin = version.threshold, version.margin
-        except ArtifactError as error:
+            operating_point_apply(model, version.threshold, version.margin, version.language_rules)
+        except (ArtifactError, CalibrationError) as error:
             logger.error("model v%s not loaded, keeping v%s: %s", version_id, current and current.version_id, error)
             _state.error, _state.failed_version_id = str(error), version_id
             return current

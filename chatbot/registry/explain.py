@@ -35,6 +35,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "train_cpu_seconds": ("training CPU time (s)", "Processor seconds the training used."),
     "threshold": ("not-sure threshold", "Below this confidence the bot says it is not sure."),
     "margin": ("near-tie margin", "Top two answers closer than this count as a tie."),
+    "languages": ("per language", "A language's own threshold and margin, where its held-out questions allowed one."),
     "temperature": ("temperature", "Calibration: how the model's scores become confidences."),
     "encoder": ("encoder", "The kind of model that reads the question."),
     "epochs": ("epochs", "Passes over the training data."),

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from training.data import Example
 from training.gate import Gated, Scored, compare, operating_point, score_rows, tradeoff_curve
+from training.rejection import Rejection
 from training.rejection import oos_weight as rejection_oos_weight
 
 __all__ = ["Scored", "calibrate", "gate_compare", "oos_share", "oos_weight", "score_rows", "tradeoff_curve"]
@@ -32,10 +33,10 @@ def oos_weight(gold_is_oos: list[bool] | torch.Tensor, share: float | None = Non
     return rejection_oos_weight(flags, oos_share() if share is None else share)
 
 
-def calibrate(model: Gated, holdout: list[Example], scored: Scored | None = None) -> tuple[float, float] | None:
-    """(threshold, margin) chosen together on the held-out set; None without both in-scope and oos rows."""
-    rule = operating_point(model, holdout, share=oos_share(), scored=scored)
-    return None if rule is None else (rule.threshold, rule.margin)
+def calibrate(model: Gated, holdout: list[Example], scored: Scored | None = None) -> Rejection | None:
+    """The model's rule with threshold and margin chosen together on the held-out set, and per language where its
+    held-out rows allow; None without both in-scope and oos rows."""
+    return operating_point(model, holdout, share=oos_share(), scored=scored)
 
 
 def gate_compare(

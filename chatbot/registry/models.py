@@ -19,6 +19,12 @@ class ModelVersion(models.Model):
     checksum = models.CharField(max_length=64, help_text="SHA-256 of the artifact file.")
     threshold = models.FloatField()
     margin = models.FloatField()
+    language_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per language, its own {"threshold", "margin"} where its held-out rows allowed one; the other '
+        "languages use threshold and margin. Emptied when an operator sets the threshold.",
+    )
     n_labels = models.PositiveIntegerField(default=0)
     n_examples = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)

@@ -17,13 +17,14 @@ from django.utils import timezone
 from chatbot.knowledge.selectors import pairs_view, ranked_redirected
 from chatbot.registry.artifacts import ArtifactError, artifact_load, artifact_store, transformer_path_check
 from chatbot.registry.dataset import Dataset, dataset_build
-from chatbot.registry.engine import training_cache_configure
+from chatbot.registry.engine import operating_point_apply, training_cache_configure
 from chatbot.registry.gate import Scored, calibrate, gate_compare, oos_share, score_rows, tradeoff_curve
 from chatbot.registry.lock import training_lock
 from chatbot.registry.models import ModelVersion, TrainingRun
 from chatbot.registry.services import model_version_activate, training_runs_fail_stale
 from chatbot.retention import gate_disagreements_held
 from training import AnswerModel, ModelConfig, auto
+from training.calibration import language_rules_dict
 from training.device import train_device
 from training.rejection import Ranked, Rejection
 
@@ -187,9 +188,9 @@ def _calibrate(model: AnswerModel, dataset: Dataset, scored: Scored) -> None:
     the model never trained on; the trainer's own choice when the held-out set has no in-scope or no
     out-of-scope rows. Stored with the version; an operator can move the threshold."""
     model.meta["trainer_threshold"], model.meta["trainer_margin"] = model.threshold, model.margin
-    point = calibrate(model, dataset.holdout, scored)
-    if point is not None:
-        model.threshold, model.margin = point
+    rule = calibrate(model, dataset.holdout, scored)
+    if rule is not None:
+        model.rejection = rule
         model.meta["operating_point"] = "held-out set"
     else:
         model.meta["operating_point"] = "trainer (held-out set lacks in-scope or out-of-scope rows)"
@@ -281,6 +282,7 @@ def model_version_register(
         checksum=checksum,
         threshold=model.threshold,
         margin=model.margin,
+        language_rules=language_rules_dict(model.rejection.languages),
         n_labels=len(model.labels),
         n_examples=int(model.info.get("n_examples", 0)),
         metrics=_jsonable(metrics),
@@ -292,7 +294,7 @@ def model_version_register(
 def model_version_load(version: ModelVersion) -> AnswerModel:
     """The version's model with its operating point (the threshold an operator may have moved)."""
     model = artifact_load(name=version.artifact.name, checksum=version.checksum)
-    model.threshold, model.margin = version.threshold, version.margin
+    operating_point_apply(model, version.threshold, version.margin, version.language_rules)
     return model
 
 

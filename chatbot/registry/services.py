@@ -71,9 +71,10 @@ def model_version_activate(version: ModelVersion) -> None:
 
 
 def model_version_set_threshold(version: ModelVersion, *, threshold: float) -> None:
-    """Move the operating point; workers apply it on their next message, without reloading."""
+    """Move the operating point: `threshold` for every language (the per-language rules chosen at training are
+    dropped; the margin stays); workers apply it on their next message, without reloading."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError("the threshold is a probability, between 0 and 1")
-    ModelVersion.objects.filter(pk=version.pk).update(threshold=threshold)
-    version.threshold = threshold
-    logger.info("model v%s threshold set to %.3f", version.pk, threshold)
+    ModelVersion.objects.filter(pk=version.pk).update(threshold=threshold, language_rules={})
+    version.threshold, version.language_rules = threshold, {}
+    logger.info("model v%s threshold set to %.3f for every language", version.pk, threshold)

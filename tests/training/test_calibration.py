@@ -1,7 +1,14 @@
 import torch
 
 from training.calibration import choose_weights, fit_temperature, simplex
-from training.rejection import Rejection, choose_background, choose_rejection
+from training.rejection import (
+    MIN_LANGUAGE_IN_SCOPE,
+    MIN_LANGUAGE_OOS,
+    Rejection,
+    choose_background,
+    choose_rejection,
+    language_rows,
+)
 
 
 def synthetic_scores(n_in: int = 300, n_oos: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,3 +103,28 @@ def test_without_a_background_logit_scores_are_not_discounted() -> None:
     scores, familiarity = torch.tensor([[0.9, 0.1]]), torch.tensor([-5.0])
     assert torch.equal(Rejection().discount(scores, familiarity), scores)
     assert float(Rejection(background=0.0).discount(scores, familiarity).sum()) < 0.01
+
+
+def test_a_language_with_its_own_rule_is_decided_by_it_and_the_others_by_the_global_one() -> None:
+    rule = Rejection(threshold=0.5, margin=0.0, languages={"zh": (0.8, 0.0)})
+    rows = torch.tensor([[0.6, 0.1], [0.6, 0.1], [0.9, 0.1]])
+    assert rule.accepts(rows, ["en", "zh", "zh"]).tolist() == [True, False, True]
+    assert rule.accepts(rows).tolist() == [True, True, True]  # no language given: the global rule
+    assert rule.accepts_ranked([("a", 0.6)], "en") and rule.accepts_ranked([("a", 0.6)])
+    assert not rule.accepts_ranked([("a", 0.6)], "zh")
+    # another operating point sets one threshold for every language unless it names their own
+    assert rule.at(0.5, 0.0).languages == {} and rule.at(0.5, 0.0, {"en": (0.2, 0.1)}).point("en") == (0.2, 0.1)
+
+
+def test_a_language_gets_rows_of_its_own_only_with_enough_in_scope_and_out_of_scope_rows() -> None:
+    # given: English with 30 in-scope and 20 out-of-scope rows, Chinese with 30 in-scope and 19
+    targets = torch.tensor([0] * 30 + [-1] * 20 + [0] * 30 + [-1] * 19)
+    languages = ["en"] * 50 + ["zh"] * 49
+    # when / then
+    chosen = language_rows(targets, languages)
+    assert list(chosen) == ["en"] and int(chosen["en"].sum()) == 50 and not chosen["en"][50:].any()
+    assert (MIN_LANGUAGE_OOS, MIN_LANGUAGE_IN_SCOPE) == (20, 30)
+    # among fewer rows (a fold left out), English falls short too
+    assert language_rows(targets, languages, torch.arange(99) >= 1) == {}
+    # one language only: its rule would be the global one
+    assert language_rows(targets[:50], languages[:50]) == {}

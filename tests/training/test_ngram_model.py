@@ -8,6 +8,8 @@ import torch
 from training import AnswerModel, ModelConfig
 from training.calibration import Calibration, CalibrationError
 from training.data import Example
+from training.rejection import Rejection
+from training.text import language
 
 
 def test_it_answers_english_and_chinese(ngram_model: AnswerModel, tiny_test: list[Example]) -> None:
@@ -164,3 +166,53 @@ def test_ngram_dropout_drops_ngrams_in_training_batches_only() -> None:
     assert 0 < sizes[0] < len(items[0]) and sizes[1] >= 1  # about half dropped; no question left empty
     ids, _ = classifier.eval().collate(items)
     assert torch.equal(ids, torch.cat(items))  # answering sees every n-gram
+
+
+def test_a_calibration_saved_before_per_language_rules_loads_as_it_was() -> None:
+    # given: a record in the format saved before per-language rules existed (no "languages")
+    old = {
+        "temperatures": {"ngram": 1.5},
+        "weights": {"en": {"ngram": 1.0}, "zh": {"ngram": 1.0}},
+        "temperature": 0.8,
+        "threshold": 0.42,
+        "margin": 0.05,
+        "background": None,
+    }
+    # when
+    calibration = Calibration.from_dict(old, ["ngram"])
+    # then: the one rule serves every language, and it is written back with an empty per-language part
+    assert calibration.rejection == Rejection(0.42, 0.05, None) and calibration.rejection.languages == {}
+    assert calibration.rejection.point("zh") == (0.42, 0.05)
+    assert calibration.to_dict() == {**old, "languages": {}}
+    with pytest.raises(CalibrationError, match="languages must be an object"):
+        Calibration.from_dict({**old, "languages": {"fr": {"threshold": 0.5, "margin": 0.0}}}, ["ngram"])
+    with pytest.raises(CalibrationError, match="languages.zh.margin must be a finite number"):
+        Calibration.from_dict({**old, "languages": {"zh": {"threshold": 0.5, "margin": "x"}}}, ["ngram"])
+
+
+def test_it_chooses_a_rule_for_a_language_only_where_its_held_out_rows_allow_and_decides_by_it(
+    tiny_train: list[Example], tiny_test: list[Example], tmp_path: Path
+) -> None:
+    # given: held-out rows with 30 English questions and 20 English off-topic ones, and a few Chinese rows
+    english = [(f"hi, {text}", label) for text, label in tiny_train if label != "oos" and language(text) == "en"]
+    off_topic = [(f"tell me about the planet number {i} and its moons", "oos") for i in range(20)]
+    chinese = [(text, label) for text, label in tiny_test if language(text) == "zh"]
+    assert len(english) == 30 and len(chinese) == 6
+    # when
+    model = AnswerModel.fit(
+        tiny_train, ModelConfig(encoder="ngram", epochs=5), val_examples=english + off_topic + chinese
+    )
+    # then: English has a rule of its own, Chinese uses the global one; both saved with the model
+    assert list(model.rejection.languages) == ["en"]
+    assert model.rejection.point("zh") == (model.threshold, model.margin)
+    model.save(tmp_path / "m")
+    assert AnswerModel.load(tmp_path / "m").rejection == model.rejection
+    threshold, margin = model.rejection.point("en")
+    assert model.info["languages"] == {"en": {"threshold": threshold, "margin": margin}}
+    # the model decides a message by its language's rule
+    model.rejection = model.rejection.at(0.5, 0.0, {"zh": (0.9, 0.0)})
+    ranked = [("refund", 0.7), ("invoice", 0.1)]
+    assert model.decide(ranked, "en") and model.decide(ranked) and not model.decide(ranked, "zh")
+    # an operating point set without languages (as an operator's threshold) is one rule for every language
+    model.threshold = 0.6
+    assert model.rejection.languages == {} and model.decide(ranked, "zh")
