@@ -163,7 +163,7 @@ def product_prepare(args: argparse.Namespace) -> None:
     if not subprocess.run(["psql", admin, "-tAc", query], capture_output=True, text=True, check=True).stdout.strip():
         subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
     for command in (["migrate", "--noinput", "-v0"], ["load_demo", "-v0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
+        subprocess.run([sys.executable, "manage.py", *command], cwd=args.root, env=env, check=True)
 
 
 def product_start(args: argparse.Namespace) -> tuple[dict[str, Group], list[int]]:
@@ -242,7 +242,7 @@ def run_side(mode: str, args: argparse.Namespace, loads: list[tuple[int, int]], 
     if mode.startswith("product:"):
         args = argparse.Namespace(**{**vars(args), "pool": mode.split(":", 1)[1]})
     if mode == "baseline":
-        args = argparse.Namespace(**{**vars(args), "root": args.baseline})
+        args = _baseline(args)
     groups, ports = floor_start() if mode == "floor" else product_start(args)
     rows = []
     try:
@@ -275,6 +275,13 @@ def idle_probe(args: argparse.Namespace) -> dict:
     return row
 
 
+def _baseline(args: argparse.Namespace) -> argparse.Namespace:
+    """The baseline's side: its own checkout and its own database, migrated by its own code (a schema change of
+    the product under test, an index dropped or added, must not be measured on the baseline's side too)."""
+    url = args.baseline_database_url or f"{args.database_url}_baseline"
+    return argparse.Namespace(**{**vars(args), "root": args.baseline, "database_url": url})
+
+
 def _product_config(args: argparse.Namespace) -> dict:
     keys = ("webs", "workers", "pool", "concurrency", "encoder", "env", "loglevel")
     return {key: getattr(args, key) for key in keys} | {"root": str(args.root)}
@@ -285,8 +292,10 @@ def main(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     loads = [tuple(int(x) for x in item.split("x")) for item in args.loads.split(",")]
     modes = args.modes.split(",")
-    if any(mode.startswith("product") or mode == "baseline" for mode in modes):
+    if any(mode.startswith("product") for mode in modes):
         product_prepare(args)
+    if "baseline" in modes:
+        product_prepare(_baseline(args))
     rows, stamp = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for round_ in range(args.rounds):
         order = modes if round_ % 2 == 0 else list(reversed(modes))
@@ -365,7 +374,12 @@ if __name__ == "__main__":
     parser.add_argument("--webs", type=int, default=1, help="product web processes (ports 8000, 8001, ...)")
     parser.add_argument("--workers", type=int, default=1, help="product worker processes")
     parser.add_argument("--pool", default="threads", choices=["prefork", "threads", "solo"], help="as in the Procfile")
-    parser.add_argument("--concurrency", type=int, default=2, help="pool size of each product worker")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="pool size of each product worker (the Procfile's WORKER_CONCURRENCY default)",
+    )
     parser.add_argument("--encoder", default="ngram")
     parser.add_argument("--loglevel", default="INFO", help="the product's log level (the Procfile's: INFO)")
     parser.add_argument("--env", action="append", default=[], help="K=V for the product's processes")
@@ -375,6 +389,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
     parser.add_argument("--baseline", type=Path, help="a checkout of another commit, run as the mode `baseline`")
+    parser.add_argument(
+        "--baseline-database-url", help="the baseline's own database (default: --database-url with _baseline appended)"
+    )
     parser.add_argument("--summarize", nargs="*", type=Path, help="print the table of saved JSON lines and exit")
     arguments = parser.parse_args()
     arguments.root = ROOT

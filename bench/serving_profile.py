@@ -87,7 +87,7 @@ if __name__ == "__main__":
         help="py-spy's sampling flags: '--idle' (every thread, waiting too), '--gil' (only the thread holding the"
         " GIL: where the process's Python CPU goes), '' (threads on a CPU)",
     )
-    for flag, default in (("--webs", 1), ("--workers", 1), ("--concurrency", 2)):
+    for flag, default in (("--webs", 1), ("--workers", 1), ("--concurrency", 4)):
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--pool", default="prefork")
     parser.add_argument("--encoder", default="ngram")

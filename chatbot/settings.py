@@ -198,12 +198,12 @@ TEMPLATES = [
 
 if PRODUCTION:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
-    # Server-side binding: psycopg prepares a statement the fifth time a connection runs it, so every message's
-    # statements are parsed and planned once per connection instead of each time (a third of PostgreSQL's CPU
-    # for them; the serving section of BENCHMARKS.md). Set DATABASE_SERVER_SIDE_BINDING=0 behind a pooler that
-    # cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    # Server-side binding with prepared statements (Django turns psycopg's off by default): a statement is
+    # prepared the fifth time a connection runs it, so every message's statements are parsed and planned once per
+    # connection instead of each time (most of PostgreSQL's CPU for them; the serving section of BENCHMARKS.md).
+    # DATABASE_SERVER_SIDE_BINDING=0 behind a pooler that cannot keep prepared statements (PgBouncer < 1.21).
     if env_bool("DATABASE_SERVER_SIDE_BINDING", True):
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
