@@ -111,3 +111,26 @@ def test_the_answer_insert_writes_the_row_the_orm_would():
         k: v for k, v in again.items() if k not in ("id", "reply_to_id", "created_at")
     }
     assert stored["reply_to_id"] == enqueued[0] and stored["created_at"] is not None
+
+
+def test_a_connection_prepares_the_statements_of_every_message_once():
+    # given: production settings (server-side binding, psycopg's prepare threshold: Django turns it off by default)
+    conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
+    enqueued: list[int] = []
+    # when: one connection stores and answers a few messages
+    for _ in range(6):
+        message_answer(receive(conversation, "where is my parcel", enqueued).pk)
+    # then: PostgreSQL holds the statements prepared, so it no longer parses and plans them for each message
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(sql.startswith("WITH owner AS") for sql in prepared)  # the web side's statement
+    assert any(sql.startswith("SELECT m.id") for sql in prepared)  # the worker's read of the message
+    assert any(sql.startswith('INSERT INTO "conversations_message"') for sql in prepared)  # the worker's answer
+
+
+def test_messages_leave_room_on_their_page_for_the_delivered_update():
+    # the update that marks answers delivered can then stay on the row's page (no new index entries)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'conversations_message'")
+        assert cursor.fetchone()[0] == ["fillfactor=70"]
