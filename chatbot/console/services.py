@@ -210,15 +210,20 @@ def handoff_after_reply(*, conversation_id: int, reason: str, outcome: str, text
 
 @functools.cache
 def _previous_sql() -> str:
-    """The outcome and feedback of a conversation's bot messages since its last request for a person, newest first.
-    In SQL: it runs for every not-sure answer, and the ORM's compilation of it cost more CPU than the database's
-    work on it (the serving section of BENCHMARKS.md)."""
+    """The outcome and feedback of a conversation's latest bot messages, newest first, each with whether it came
+    after the conversation's last request for a person. In SQL: it runs for every not-sure answer, and the ORM's
+    compilation of it cost more CPU than the database's work on it (the serving section of BENCHMARKS.md).
+
+    Written so that a prepared statement's generic plan can only take the (conversation, created_at) index: the
+    sender is a parameter, and the time bound is in the select list. With `sender = 'bot'` and the bound in WHERE,
+    a generic plan on a table without statistics ANDed in the dashboard's partial index of every bot message
+    (its predicate is `sender = 'bot'`), and each check read all of them."""
     quote = connection.ops.quote_name
     message, handoff = quote(Message._meta.db_table), quote(Handoff._meta.db_table)
     return (
-        f"SELECT outcome, helpful FROM {message} WHERE conversation_id = %s AND sender = 'bot' AND created_at >"
-        f" COALESCE((SELECT requested_at FROM {handoff} WHERE conversation_id = %s ORDER BY requested_at DESC"
-        " LIMIT 1), %s) ORDER BY created_at DESC, id DESC LIMIT %s"
+        f"SELECT outcome, helpful, created_at > COALESCE((SELECT requested_at FROM {handoff} WHERE conversation_id = %s"
+        f" ORDER BY requested_at DESC LIMIT 1), %s) FROM {message} WHERE conversation_id = %s AND sender = %s"
+        " ORDER BY created_at DESC, id DESC LIMIT %s"
     )
 
 
@@ -228,8 +233,9 @@ def _auto_reason(conversation_id: int) -> str | None:
     streak = settings.CHATBOT_HANDOFF_AFTER_UNSURE
     with connection.cursor() as cursor:
         since = connection.ops.adapt_datetimefield_value(EPOCH)  # as the ORM binds it (SQLite: text in UTC)
-        cursor.execute(_previous_sql(), [conversation_id, conversation_id, since, max(streak - 1, 1)])
-        previous = cursor.fetchall()
+        bot, limit = Message.Sender.BOT.value, max(streak - 1, 1)
+        cursor.execute(_previous_sql(), [conversation_id, since, conversation_id, bot, limit])
+        previous = [(outcome, helpful) for outcome, helpful, after in cursor.fetchall() if after]
     if settings.CHATBOT_HANDOFF_AFTER_THUMBS_DOWN and previous and previous[0][1] is False:
         return Handoff.Reason.THUMBS_DOWN
     if streak and len(previous) >= streak - 1 and all(o == Message.Outcome.UNSURE for o, _ in previous[: streak - 1]):
