@@ -135,7 +135,15 @@ def st_featurizer(backbone: Any, batch_size: int = 64) -> Featurizer:
         if not texts:
             return torch.zeros(0, 0)
         with torch.no_grad():
-            return backbone.encode(texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
+            # no progress bar: sentence-transformers draws one whenever its logger is at INFO, as a worker's is,
+            # which wrote a bar to stderr for every customer message answered
+            return backbone.encode(
+                texts,
+                batch_size=batch_size,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
 
     return encode
 
