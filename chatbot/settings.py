@@ -414,6 +414,9 @@ CHATBOT_TRAIN_THREADS = env_int("CHATBOT_TRAIN_THREADS", 0)
 # default fits a nightly CLINC150-sized run (15,000 questions) in 15 minutes on 2 cores. CHATBOT_ENCODER or
 # CHATBOT_MODEL_OPTIONS, when set, fix the recipe instead.
 CHATBOT_TRAIN_BUDGET_SECONDS = env_float("CHATBOT_TRAIN_BUDGET_SECONDS", 840.0)
+# The automatic choice's limit on a model's answer time (median ms for one question on one thread, measured on the
+# held-out questions); 0 (default): no limit, the most accurate model wins however slow.
+CHATBOT_MAX_ANSWER_MS = env_float("CHATBOT_MAX_ANSWER_MS", 0.0)
 # Where fine-tuning runs: auto (a CUDA GPU when PyTorch sees one), cpu or cuda. Models are saved for, and served
 # on, the CPU.
 CHATBOT_TRAIN_DEVICE = os.environ.get("CHATBOT_TRAIN_DEVICE", "auto")

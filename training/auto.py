@@ -166,6 +166,21 @@ def held_out_figures(model: "AnswerModel", holdout: list[Example], share: float)
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in figures.items()}, scored
 
 
+def answer_ms(model: "AnswerModel", holdout: list[Example], n: int = 30) -> float:
+    """Median milliseconds for one question answered alone, as a worker answers (one torch thread there), on up
+    to `n` held-out questions after one warm-up."""
+    import statistics
+
+    texts = [text for text, _ in holdout[:n]] or ["hello"]
+    model.predict(texts[:1], k=20)
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        model.predict([text], k=20)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def fit_one(
     config: ModelConfig, train: list[Example], holdout: list[Example], on_epoch: Callable | None = None
 ) -> "AnswerModel":
@@ -189,8 +204,12 @@ def choose(
     names: list[str] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    max_answer_ms: float | None = None,
 ) -> Outcome:
-    """Train the planned candidates (or `names`) within the budget; the best by `criterion` on `holdout` wins."""
+    """Train the planned candidates (or `names`) within the budget; the best by `criterion` on `holdout` wins.
+
+    Each trained candidate's answer time is measured (`answer_ms`); with `max_answer_ms`, one slower than that
+    cannot win unless nothing else finished (ngram, trained first, is the fallback and always eligible)."""
     from .components import transformer_available
 
     started = clock()
@@ -242,8 +261,17 @@ def choose(
             speed = min(max(seconds / max(estimate, 1e-6), SPEED_RANGE[0]), SPEED_RANGE[1])
         figures, scored = held_out_figures(model, holdout, share)
         score = criterion(figures, share)
-        record.update(status="trained", seconds=round(seconds, 1), held_out={**figures, "score": round(score, 4)})
+        answer = round(answer_ms(model, holdout), 2)
+        record.update(
+            status="trained",
+            seconds=round(seconds, 1),
+            held_out={**figures, "score": round(score, 4)},
+            answer_ms=answer,
+        )
         logger.info("candidate %s: score %.4f on %s held-out rows, %.1f s", name, score, len(holdout), seconds)
+        if outcome.model is not None and max_answer_ms is not None and answer > max_answer_ms:
+            record.update(too_slow=True, reason=f"answers in {answer:.1f} ms, over the {max_answer_ms:.0f} ms allowed")
+            continue
         if outcome.model is None or score > best_score + MIN_GAIN:
             outcome.model, outcome.scored, outcome.chosen, best_score = model, scored, name, score
     if outcome.model is None:
@@ -289,10 +317,10 @@ def _explain(outcome: Outcome, share: float, seconds: float, budget: float) -> N
     scored = f"{_percent(figures.get('accuracy'))} of held-out questions answered right" + (
         f", out-of-scope F1 {_percent(figures['oos_f1'])}" if figures.get("oos_f1") is not None else ""
     )
-    if len(trained) == 1:
-        outcome.reason = f"{chosen['name']} is the only candidate that finished ({scored})."
+    others = [c for c in trained if c is not chosen and not c.get("too_slow")]
+    if not others:
+        outcome.reason = f"{chosen['name']} is the only candidate that finished in time ({scored})."
     else:
-        others = [c for c in trained if c is not chosen]
         best_other = max(others, key=lambda c: c["held_out"]["score"])
         if best_other["held_out"]["score"] > figures["score"]:
             outcome.reason = (
@@ -305,6 +333,8 @@ def _explain(outcome: Outcome, share: float, seconds: float, budget: float) -> N
                 f"{chosen['name']} scored best on the held-out set, {figures['score']:.3f} "
                 f"({scored}; next best {best_other['name']} {best_other['held_out']['score']:.3f})."
             )
+    for slow in (c for c in trained if c.get("too_slow")):
+        outcome.reason += f" {slow['name']} scored {slow['held_out']['score']:.3f} but {slow['reason']}."
     outcome.reason += f" Score = {1 - share:.2f} x accuracy + {share:.2f} x out-of-scope F1."
     for candidate in outcome.candidates:
         if candidate["status"] == "trained" and not candidate.get("reason"):

@@ -125,6 +125,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any ModelConfig field")
+    p.add_argument(
+        "--max-answer-ms",
+        type=float,
+        help="auto: a candidate answering slower than this cannot win (CHATBOT_MAX_ANSWER_MS)",
+    )
     p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation before testing")
     p.add_argument("--save", help="folder to save the trained model to")
     p.add_argument(
@@ -173,6 +178,7 @@ def automatic(
         device=train_device(),
         names=args.candidate,
         on_epoch=progress,
+        max_answer_ms=args.max_answer_ms,
     )
     assert outcome.model is not None
     model = outcome.model

@@ -170,6 +170,7 @@ def _choose(run: TrainingRun, dataset: Dataset, config: ModelConfig, quick: bool
         device=train_device(settings.CHATBOT_TRAIN_DEVICE),
         names=["ngram"] if quick else None,
         on_epoch=lambda event: _progress(run, event),
+        max_answer_ms=settings.CHATBOT_MAX_ANSWER_MS or None,
     )
     chosen = next(c for c in outcome.candidates if c["chosen"])
     if quick:

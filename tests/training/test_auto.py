@@ -84,6 +84,23 @@ def test_a_candidate_whose_last_epoch_ends_past_the_budget_is_kept(
     assert [c["status"] for c in outcome.candidates] == ["trained", "trained"]
 
 
+def test_each_candidate_answer_time_is_measured_and_a_limit_keeps_slower_ones_from_winning(
+    tiny_train: list[Example], tiny_test: list[Example]
+) -> None:
+    # given: two candidates, and a limit on the answer time no model can meet
+    config = ModelConfig(seed=0, epochs=1)
+    # when: the choice trains both
+    outcome = auto.choose(
+        tiny_train, tiny_test, config, budget_seconds=600, names=["ngram", "ngram"], max_answer_ms=1e-9
+    )
+    first, second = outcome.candidates
+    # then: both answer times are on record; the first is the fallback whatever its time, the second cannot win
+    assert first["answer_ms"] > 0 and second["answer_ms"] > 0
+    assert first["chosen"] and not second["chosen"] and second["too_slow"]
+    assert second["reason"].startswith("answers in") and "over the 0 ms allowed" in second["reason"]
+    assert "the only candidate that finished in time" in outcome.reason and "answers in" in outcome.reason
+
+
 @pytest.mark.pretrained
 def test_the_budget_stops_a_candidate_in_training_and_the_best_finished_one_wins(
     english_train: list[Example], tiny_test: list[Example]
