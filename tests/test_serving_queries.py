@@ -57,9 +57,10 @@ def test_a_not_sure_answer_that_asks_for_nobody_costs_one_more_select_and_no_tra
     # when: the worker answers a message it is not sure about, which completes no streak
     with CaptureQueriesContext(connection) as worker, connection.execute_wrapper(spy):
         bot = message_answer(message.pk)
-    # then: the message, the streak (its conversation's previous answers), the insert; no BEGIN ... COMMIT
+    # then: the message, the streak (its conversation's previous answers: WITH ... SELECT), the insert; no BEGIN or
+    # COMMIT
     assert bot.outcome == "unsure" and not bot.conversation.handed_off
-    assert [query["sql"].split()[0] for query in worker.captured_queries] == ["SELECT", "SELECT", "INSERT"]
+    assert [query["sql"].split()[0] for query in worker.captured_queries] == ["SELECT", "WITH", "INSERT"]
     assert in_transaction == [False, False, False]
 
 

@@ -214,16 +214,17 @@ def _previous_sql() -> str:
     after the conversation's last request for a person. In SQL: it runs for every not-sure answer, and the ORM's
     compilation of it cost more CPU than the database's work on it (the serving section of BENCHMARKS.md).
 
-    Written so that a prepared statement's generic plan can only take the (conversation, created_at) index: the
-    sender is a parameter, and the time bound is in the select list. With `sender = 'bot'` and the bound in WHERE,
-    a generic plan on a table without statistics ANDed in the dashboard's partial index of every bot message
-    (its predicate is `sender = 'bot'`), and each check read all of them."""
+    The conversation's messages are read first, by the (conversation, created_at) index, in a materialised CTE, and
+    filtered by sender outside it: with the sender inside, a plan made without table statistics (autovacuum off)
+    ANDed in the dashboard's partial index of every bot message (`WHERE sender = 'bot'`) and read all of them."""
     quote = connection.ops.quote_name
     message, handoff = quote(Message._meta.db_table), quote(Handoff._meta.db_table)
     return (
-        f"SELECT outcome, helpful, created_at > COALESCE((SELECT requested_at FROM {handoff} WHERE conversation_id = %s"
-        f" ORDER BY requested_at DESC LIMIT 1), %s) FROM {message} WHERE conversation_id = %s AND sender = %s"
-        " ORDER BY created_at DESC, id DESC LIMIT %s"
+        f"WITH recent AS MATERIALIZED (SELECT sender, outcome, helpful, created_at, id FROM {message}"
+        " WHERE conversation_id = %s)"
+        f" SELECT outcome, helpful, created_at > COALESCE((SELECT requested_at FROM {handoff} WHERE conversation_id = %s"
+        " ORDER BY requested_at DESC LIMIT 1), %s) FROM recent WHERE sender = %s ORDER BY created_at DESC, id DESC"
+        " LIMIT %s"
     )
 
 
@@ -234,7 +235,7 @@ def _auto_reason(conversation_id: int) -> str | None:
     with connection.cursor() as cursor:
         since = connection.ops.adapt_datetimefield_value(EPOCH)  # as the ORM binds it (SQLite: text in UTC)
         bot, limit = Message.Sender.BOT.value, max(streak - 1, 1)
-        cursor.execute(_previous_sql(), [conversation_id, since, conversation_id, bot, limit])
+        cursor.execute(_previous_sql(), [conversation_id, conversation_id, since, bot, limit])
         previous = [(outcome, helpful) for outcome, helpful, after in cursor.fetchall() if after]
     if settings.CHATBOT_HANDOFF_AFTER_THUMBS_DOWN and previous and previous[0][1] is False:
         return Handoff.Reason.THUMBS_DOWN
