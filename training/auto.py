@@ -319,7 +319,8 @@ def _explain(outcome: Outcome, share: float, seconds: float, budget: float) -> N
     )
     others = [c for c in trained if c is not chosen and not c.get("too_slow")]
     if not others:
-        outcome.reason = f"{chosen['name']} is the only candidate that finished in time ({scored})."
+        fast = " and answers fast enough" if any(c.get("too_slow") for c in trained) else ""
+        outcome.reason = f"{chosen['name']} is the only candidate that finished{fast} ({scored})."
     else:
         best_other = max(others, key=lambda c: c["held_out"]["score"])
         if best_other["held_out"]["score"] > figures["score"]:
