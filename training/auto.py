@@ -167,17 +167,23 @@ def held_out_figures(model: "AnswerModel", holdout: list[Example], share: float)
 
 
 def answer_ms(model: "AnswerModel", holdout: list[Example], n: int = 30) -> float:
-    """Median milliseconds for one question answered alone, as a worker answers (one torch thread there), on up
-    to `n` held-out questions after one warm-up."""
+    """Median milliseconds for one question answered alone on one torch thread, as a worker answers
+    (CHATBOT_TORCH_THREADS), on up to `n` held-out questions after one warm-up."""
     import statistics
 
+    import torch
+
     texts = [text for text, _ in holdout[:n]] or ["hello"]
-    model.predict(texts[:1], k=20)
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        model.predict([text], k=20)
-        times.append((time.perf_counter() - started) * 1000)
+    threads, times = torch.get_num_threads(), []
+    torch.set_num_threads(1)
+    try:
+        model.predict(texts[:1], k=20)
+        for text in texts:
+            started = time.perf_counter()
+            model.predict([text], k=20)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        torch.set_num_threads(threads)
     return statistics.median(times)
 
 
