@@ -196,14 +196,15 @@ def handoff_reason(*, conversation_id: int, outcome: str) -> str | None:
     return None
 
 
-def handoff_after_reply(*, conversation_id: int, reason: str, outcome: str, text: str) -> str:
-    """Called by the answer task, in its transaction, before the bot's reply is stored; returns the reply text.
+def handoff_after_reply(*, conversation_id: int, reason: str, text: str) -> str:
+    """Called by the answer task, in its transaction, before the bot's reply is stored, with the `handoff_reason`
+    of the reply; returns the reply text.
 
     A hand-off pair queues the conversation, but when nobody can take it the reply says so instead of promising
     a person; a not-sure streak queues it and the reply stays as it is.
     """
     frame = handoff_begin(conversation_id=conversation_id, reason=reason)
-    if outcome == Message.Outcome.HANDOFF and frame["status"] == "unavailable":
+    if reason == Handoff.Reason.ASKED and frame["status"] == "unavailable":
         return frame["text"]
     return text
 

@@ -47,9 +47,7 @@ def message_answer(message_id: int) -> Message | None:
         with transaction.atomic() if reason else single_statement():
             text = reply.text
             if reason:
-                text = handoff_after_reply(
-                    conversation_id=message.conversation_id, reason=reason, outcome=reply.outcome, text=text
-                )
+                text = handoff_after_reply(conversation_id=message.conversation_id, reason=reason, text=text)
             bot = message_insert(
                 Message(
                     conversation_id=message.conversation_id,
