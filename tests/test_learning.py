@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from chatbot.knowledge.models import AlternateQuestion, QAPair
+from chatbot.knowledge.models import AlternateQuestion, PairAnswer, QAPair
+from chatbot.knowledge.text import answer_plain
 from chatbot.registry import pipeline, services
 from chatbot.registry.artifacts import artifact_load
 from chatbot.registry.dataset import Dataset, dataset_build
@@ -51,6 +52,28 @@ def test_it_holds_out_the_most_recent_reviewed_messages_and_a_stable_share_of_cu
     assert set(QAPair.objects.filter(is_active=True).values_list("question", flat=True)) <= learned
     assert not learned & {text for text, _ in first.holdout}
     assert any(label == "oos" for _, label in first.holdout)
+
+
+def test_it_learns_every_active_pairs_answers_as_plain_text_and_never_holds_them_out():
+    pair, retired = QAPair.objects.all()[:2]
+    before = dataset_build()
+    # when: a pair's English answer is edited, with markup
+    pair.translations.filter(language="en").update(text="We accept <b>Visa</b> &amp; <a href='/pay'>WeChat Pay</a>.")
+    edited = dataset_build()
+    # then: each of its answers is a training row of its label, markup removed, and the edit is a change (the
+    # nightly run does not skip it)
+    learned = [text for text, label in edited.train if label == str(pair.pk)]
+    assert "We accept Visa & WeChat Pay." in learned
+    assert answer_plain(pair.translations.get(language="zh").text) in learned
+    assert edited.fingerprint({}) != before.fingerprint({})
+    # and no answer is held out; an inactive pair's answers are not learned
+    assert (
+        not {answer_plain(t) for t in PairAnswer.objects.values_list("text", flat=True)} & dict(edited.holdout).keys()
+    )
+    QAPair.objects.filter(pk=retired.pk).update(is_active=False)
+    dataset = dataset_build()
+    assert not any(label == str(retired.pk) for _, label in dataset.train)
+    assert dataset.counts["answers"] == PairAnswer.objects.filter(pair__is_active=True).count() > 0
 
 
 def test_it_never_learns_from_unreviewed_messages():

@@ -3,7 +3,8 @@
 Test rows: two alternate questions of every pair (per language, chosen by a seeded draw), never trained on.
 The rest is split as the registry splits it (chatbot/registry/dataset.py): a stable 15 % of the alternates and
 40 % of the out-of-scope examples are the gate's held-out set (early stopping, calibration, the candidates'
-scores); the pairs' questions and the other rows train. Each candidate is trained by `training.auto.choose`
+scores); the pairs' questions, their answers (plain text, each language; --no-answers: as before the product
+learned them) and the other rows train. Each candidate is trained by `training.auto.choose`
 (the product's code), `auto` runs the product's whole choice. Also scored: the paraphrase set
 bench/data/demo_paraphrases.csv (in-scope accuracy and the off-topic false-answer rate, per language).
 
@@ -26,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from chatbot.knowledge.text import answer_plain  # noqa: E402
 from training import auto  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.data import OUT_OF_SCOPE, Example, read_csv  # noqa: E402
@@ -67,7 +69,7 @@ def topics(entries: list[dict[str, Any]], merge_twins: bool) -> tuple[list[str],
     return labels, names
 
 
-def build(merge_twins: bool, seed: int = 0) -> dict[str, Any]:
+def build(merge_twins: bool, seed: int = 0, answers: bool = True) -> dict[str, Any]:
     entries = json.loads((DEMO / "demo_qa.json").read_text(encoding="utf-8"))
     oos = json.loads((DEMO / "out_of_scope.json").read_text(encoding="utf-8"))
     labels, _ = topics(entries, merge_twins)
@@ -76,6 +78,8 @@ def build(merge_twins: bool, seed: int = 0) -> dict[str, Any]:
     test: list[Example] = []
     for entry, label in zip(entries, labels, strict=True):
         train.append((entry["question"], label))
+        if answers:
+            train += [(answer_plain(text), label) for text in entry.get("answers", {}).values()]
         by_language: dict[str, list[str]] = defaultdict(list)
         for text in entry.get("alternates", []):
             by_language[language(text)].append(text)
@@ -146,6 +150,7 @@ def run(data: dict[str, Any], names: list[str] | None, budget: float, overrides:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--merge-twins", action="store_true")
+    p.add_argument("--no-answers", action="store_true", help="do not learn the answers (the product did not before)")
     p.add_argument("--candidate", action="append", help="one run per candidate (default: auto only)")
     p.add_argument("--budget", type=float, default=auto.DEFAULT_BUDGET_SECONDS)
     p.add_argument("--threads", type=int)
@@ -155,13 +160,20 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    data = build(args.merge_twins)
+    data = build(args.merge_twins, answers=not args.no_answers)
     sizes = {k: len(v) for k, v in data.items() if isinstance(v, list)}
     for names in [[c] for c in args.candidate] if args.candidate else [None]:
         result = run(data, names, args.budget, overrides_from(args.set))
         print(
             json.dumps(
-                {"merge_twins": args.merge_twins, "set": args.set, "n_labels": data["n_labels"], **sizes, **result}
+                {
+                    "merge_twins": args.merge_twins,
+                    "answers": not args.no_answers,
+                    "set": args.set,
+                    "n_labels": data["n_labels"],
+                    **sizes,
+                    **result,
+                }
             ),
             flush=True,
         )

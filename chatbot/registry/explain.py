@@ -8,6 +8,7 @@ from django.utils.safestring import SafeString
 MEANINGS: dict[str, tuple[str, str]] = {
     # data counts
     "pairs": ("Q&A pairs", "Curated answers the model chooses from."),
+    "answers": ("answers", "The pairs' answers, one per language: learned too, their words are often the customer's."),
     "alternates": ("alternate questions", "Other ways customers ask a pair's question, curated or reviewed."),
     "reviewed_messages": ("reviewed customer messages", "Messages an operator attached to a pair in the review queue."),
     "out_of_scope": (
