@@ -11,7 +11,11 @@ bench/data/demo_paraphrases.csv (in-scope accuracy and the off-topic false-answe
 Labels: the demo file as it is (one label per entry; an entry with `answers` per language is one topic), or with
 --merge-twins an English pair and the Chinese pair right after it in the same category become one label.
 
-    .venv/bin/python bench/quality/demo_heldout.py [--merge-twins] [--candidate ngram ...] [--json]
+--keep-alternates N trains on at most N alternates per topic and language (the same test and gate rows): a
+learning curve.
+
+    .venv/bin/python bench/quality/demo_heldout.py [--merge-twins] [--no-answers] [--keep-alternates N]
+        [--candidate NAME ...] [--threads N] [--set FIELD=JSON]
 """
 
 import argparse
@@ -69,7 +73,7 @@ def topics(entries: list[dict[str, Any]], merge_twins: bool) -> tuple[list[str],
     return labels, names
 
 
-def build(merge_twins: bool, seed: int = 0, answers: bool = True) -> dict[str, Any]:
+def build(merge_twins: bool, seed: int = 0, answers: bool = True, keep: int | None = None) -> dict[str, Any]:
     entries = json.loads((DEMO / "demo_qa.json").read_text(encoding="utf-8"))
     oos = json.loads((DEMO / "out_of_scope.json").read_text(encoding="utf-8"))
     labels, _ = topics(entries, merge_twins)
@@ -86,9 +90,14 @@ def build(merge_twins: bool, seed: int = 0, answers: bool = True) -> dict[str, A
         for texts in by_language.values():
             rng = random.Random(seed * 1_000_003 + zlib.crc32(texts[0].encode()))
             held = set(rng.sample(range(len(texts)), min(2, max(0, len(texts) - 1))))
+            kept = 0
             for i, text in enumerate(texts):
                 row = (text, label)
-                (test if i in held else gate if stable(text, HOLDOUT_SHARE) else train).append(row)
+                if i in held or stable(text, HOLDOUT_SHARE):
+                    (test if i in held else gate).append(row)
+                elif keep is None or kept < keep:  # --keep-alternates: the learning curve
+                    train.append(row)
+                    kept += 1
     for text in oos:
         (gate if stable(text, OOS_HOLDOUT_SHARE) else train).append((text, OUT_OF_SCOPE))
     paraphrases = read_csv(PARAPHRASES)
@@ -151,6 +160,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--merge-twins", action="store_true")
     p.add_argument("--no-answers", action="store_true", help="do not learn the answers (the product did not before)")
+    p.add_argument("--keep-alternates", type=int, help="train on at most N alternates per topic and language")
     p.add_argument("--candidate", action="append", help="one run per candidate (default: auto only)")
     p.add_argument("--budget", type=float, default=auto.DEFAULT_BUDGET_SECONDS)
     p.add_argument("--threads", type=int)
@@ -160,7 +170,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    data = build(args.merge_twins, answers=not args.no_answers)
+    data = build(args.merge_twins, answers=not args.no_answers, keep=args.keep_alternates)
     sizes = {k: len(v) for k, v in data.items() if isinstance(v, list)}
     for names in [[c] for c in args.candidate] if args.candidate else [None]:
         result = run(data, names, args.budget, overrides_from(args.set))
@@ -169,6 +179,7 @@ def main() -> None:
                 {
                     "merge_twins": args.merge_twins,
                     "answers": not args.no_answers,
+                    "keep_alternates": args.keep_alternates,
                     "set": args.set,
                     "n_labels": data["n_labels"],
                     **sizes,
