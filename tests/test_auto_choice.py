@@ -29,7 +29,7 @@ def test_a_run_tries_the_candidates_within_the_budget_and_stores_them(automatic)
     run.refresh_from_db()
     assert run.encoder == "ngram"  # the candidate chosen (the list of runs shows it)
     names = [c["name"] for c in run.candidates]
-    assert names == ["ngram", "fusion-e5-contrastive"]  # the demo knowledge base is half Chinese, ~5 per answer
+    assert names == ["ngram", "fusion-e5-contrastive"]  # the demo knowledge base is half Chinese, ~26 per answer
     ngram, e5 = run.candidates
     assert ngram["chosen"] and ngram["status"] == "trained" and ngram["seconds"] > 0
     assert ngram["held_out"]["n"] == run.counts["held_out"] and 0 < ngram["held_out"]["accuracy"] <= 1

@@ -25,13 +25,15 @@ class Clock:
 def test_the_candidates_follow_the_language_and_the_examples_per_answer() -> None:
     english = [(f"question {i} about topic {label}", str(label)) for label in range(10) for i in range(5)]
     chinese = [(f"关于主题{label}的问题{i}", str(label)) for label in range(10) for i in range(5)]
-    many = [(f"question {i} about topic {label}", str(label)) for label in range(5) for i in range(25)]
+    some = [(f"question {i} about topic {label}", str(label)) for label in range(5) for i in range(26)]
+    many = [(f"question {i} about topic {label}", str(label)) for label in range(5) for i in range(50)]
     assert auto.plan(english).names == ["ngram", "fusion-minilm-contrastive"]
     assert auto.plan(english + chinese).names == ["ngram", "fusion-e5-contrastive"]
     assert auto.plan(english + chinese[:5]).names == ["ngram", "fusion-minilm-contrastive"]  # 5 of 55 Chinese
     assert auto.plan(english[:45] + chinese[:5]).names == ["ngram", "fusion-e5-contrastive"]  # 5 of 50: 10 %
+    assert auto.plan(some).names == ["ngram", "fusion-minilm-contrastive"]  # the richer demo KB: 26 an answer
     assert auto.plan(many).names == ["ngram", "fusion-minilm-classify"]
-    assert auto.plan(many + [("hi", OUT_OF_SCOPE)] * 200).median_examples == 25  # out-of-scope rows are no answer
+    assert auto.plan(many + [("hi", OUT_OF_SCOPE)] * 200).median_examples == 50  # out-of-scope rows are no answer
 
 
 def test_the_estimates_grow_with_the_data_and_the_measured_slowness() -> None:
