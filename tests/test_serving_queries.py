@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chatbot.conversations import services
 from chatbot.conversations.answering import message_answer
+from tests.e2e import UNANSWERABLE
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -47,7 +48,7 @@ def test_a_not_sure_answer_that_asks_for_nobody_costs_one_more_select_and_no_tra
     conversation = services.conversation_start(token=uuid.uuid4().hex, text="hello")
     enqueued: list[int] = []
     message_answer(receive(conversation, "where is my parcel", enqueued).pk)
-    message = receive(conversation, "zzqx vlorp kwyjibo", enqueued)
+    message = receive(conversation, UNANSWERABLE, enqueued)
     in_transaction: list[bool] = []
 
     def spy(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
