@@ -173,8 +173,6 @@ def held_out_figures(model: "AnswerModel", holdout: list[Example], share: float)
 def answer_ms(model: "AnswerModel", holdout: list[Example], n: int = 30) -> float:
     """Median milliseconds for one question answered alone on one torch thread, as a worker answers
     (CHATBOT_TORCH_THREADS), on up to `n` held-out questions after one warm-up."""
-    import statistics
-
     import torch
 
     texts = [text for text, _ in holdout[:n]] or ["hello"]
