@@ -15,7 +15,7 @@ Labels: the demo file as it is (one label per entry; an entry with `answers` per
 learning curve.
 
     .venv/bin/python bench/quality/demo_heldout.py [--merge-twins] [--no-answers] [--keep-alternates N]
-        [--candidate NAME ...] [--threads N] [--set FIELD=JSON]
+        [--candidate NAME ...] [--recipe FIELD=JSON] [--threads N] [--set FIELD=JSON]
 """
 
 import argparse
@@ -165,7 +165,12 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=auto.DEFAULT_BUDGET_SECONDS)
     p.add_argument("--threads", type=int)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="a ModelConfig field (base)")
+    p.add_argument(
+        "--recipe", action="append", default=[], metavar="FIELD=JSON", help="a field of each --candidate's recipe"
+    )
     args = p.parse_args()
+    for name in args.candidate or []:  # a recipe's fields override the base (--set): training/auto.py candidate_config
+        auto.RECIPES[name].update(overrides_from(args.recipe))
     if args.threads:
         import torch
 
@@ -181,6 +186,7 @@ def main() -> None:
                     "answers": not args.no_answers,
                     "keep_alternates": args.keep_alternates,
                     "set": args.set,
+                    "recipe": args.recipe,
                     "n_labels": data["n_labels"],
                     **sizes,
                     **result,

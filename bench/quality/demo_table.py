@@ -25,7 +25,10 @@ def row(source: str, run: dict[str, Any]) -> str:
     held, para = run["held_out"], run["paraphrases"]
     tried = "auto" if run["candidates"] == "auto" else ", ".join(run["candidates"])
     extra = [f"keep-alternates={run['keep_alternates']}"] if run.get("keep_alternates") is not None else []
-    settings = " ".join([*(run.get("set") or []), *extra, *(["no-answers"] if run.get("answers") is False else [])])
+    recipe = [f"recipe {r}" for r in run.get("recipe") or []]
+    settings = " ".join(
+        [*(run.get("set") or []), *recipe, *extra, *(["no-answers"] if run.get("answers") is False else [])]
+    )
     cells = [
         source,
         "merged" if run["merge_twins"] else f"as in the file ({run['n_labels']})",

@@ -36,10 +36,9 @@ def test_the_candidates_follow_the_language_and_the_examples_per_answer() -> Non
     assert auto.plan(many + [("hi", OUT_OF_SCOPE)] * 200).median_examples == 50  # out-of-scope rows are no answer
 
 
-def test_the_estimates_grow_with_the_data_and_the_measured_slowness() -> None:
+def test_the_estimates_grow_with_the_data_and_shrink_on_a_gpu() -> None:
     small, large = auto.estimate_seconds("fusion-e5-classify", 1000), auto.estimate_seconds("fusion-e5-classify", 15000)
     assert small < large
-    assert auto.estimate_seconds("fusion-e5-classify", 1000, speed=2.0) == pytest.approx(2 * small)
     assert auto.estimate_seconds("fusion-e5-classify", 1000, device="cuda") < small
     assert auto.estimate_seconds("ngram", 15000) < 60  # clinc150-sized: seconds, not minutes
     assert auto.estimate_seconds("fusion-minilm-classify", 15000) < auto.DEFAULT_BUDGET_SECONDS

@@ -7,7 +7,13 @@ import torch
 
 from training import AnswerModel, ModelConfig
 from training.data import Example
-from training.transformer import Encoder, default_transformer_path, length_batches, load_backbone
+from training.transformer import (
+    Encoder,
+    contrastive_batches,
+    default_transformer_path,
+    length_batches,
+    load_backbone,
+)
 
 pytestmark = pytest.mark.pretrained
 
@@ -42,6 +48,18 @@ def test_length_batches_cover_every_row_once() -> None:
     batches = length_batches([5, 1, 9, 3, 3, 7, 2], 3, random.Random(0))
     assert sorted(i for b in batches for i in b) == list(range(7))
     assert all(len(b) <= 3 for b in batches)
+
+
+def test_contrastive_batches_keep_long_rows_together_and_labels_unique() -> None:
+    import random
+
+    short = [(f"q{i}", f"p{i}", i % 6) for i in range(12)]  # in their random order, labels unique per batch
+    long = [(f"answer {i}", f"q{i}", i) for i in range(4)]  # an answer pads its whole batch
+    lengths = {text: 40 if text.startswith("answer") else 5 for pair in short + long for text in pair[:2]}
+    batches = contrastive_batches(short + long, lengths, 4, random.Random(0))
+    assert sorted(p for b in batches for p in b) == sorted(short + long)
+    assert all(len({p[2] for p in b}) == len(b) <= 4 for b in batches)
+    assert sum(any(p in long for p in b) for b in batches) == 1  # 4 long pairs, one batch of 4 pads to 40
 
 
 def test_the_top_layer_encoder_matches_sentence_transformers(one_thread: None) -> None:
