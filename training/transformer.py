@@ -227,6 +227,12 @@ def unique_label_batches(pairs: list[tuple[str, str, int]], size: int) -> list[l
     return batches
 
 
+def token_lengths(backbone: Any, texts: list[str]) -> list[int]:
+    """Each text's number of tokens as the backbone reads it (cut at its max_seq_length): what batches are padded to."""
+    tokens = backbone.tokenizer(texts, truncation=True, max_length=backbone.max_seq_length)["input_ids"]
+    return [len(ids) for ids in tokens]
+
+
 def contrastive_batches(
     pairs: list[tuple[str, str, int]], lengths: dict[str, int], size: int, generator: random.Random
 ) -> list[list[tuple[str, str, int]]]:
@@ -305,8 +311,7 @@ def finetune(
     on_epoch: EpochCallback | None = None,
 ) -> None:
     """Contrastive fine-tuning: MultipleNegativesRankingLoss over same-label pairs, AdamW with linear warm-up."""
-    tokens = backbone.tokenizer(texts, truncation=True, max_length=backbone.max_seq_length)["input_ids"]
-    lengths, rng = {text: len(ids) for text, ids in zip(texts, tokens, strict=True)}, random.Random(config.seed)
+    lengths, rng = dict(zip(texts, token_lengths(backbone, texts), strict=True)), random.Random(config.seed)
     plan: Plan = [
         contrastive_batches(same_label_pairs(texts, targets, config.seed + e), lengths, config.finetune_batch_size, rng)
         for e in range(config.finetune_epochs)
@@ -466,8 +471,7 @@ def finetune_classifier(
     layers trained (0 = all), early stopping on validation in-scope accuracy (then loss) with
     finetune_patience. Returns the best epoch (1-based).
     """
-    tokens = backbone.tokenizer(train[0], truncation=True, max_length=backbone.max_seq_length)["input_ids"]
-    lengths, rng = [len(ids) for ids in tokens], random.Random(config.seed)
+    lengths, rng = token_lengths(backbone, train[0]), random.Random(config.seed)
     plan: Plan = [length_batches(lengths, config.finetune_batch_size, rng) for _ in range(config.finetune_epochs)]
     if sum(len(b) for b in plan) == 0:
         return 0

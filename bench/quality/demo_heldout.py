@@ -169,6 +169,8 @@ def main() -> None:
         "--recipe", action="append", default=[], metavar="FIELD=JSON", help="a field of each --candidate's recipe"
     )
     args = p.parse_args()
+    if args.recipe and not args.candidate:
+        p.error("--recipe changes the recipe of each --candidate: name at least one")
     for name in args.candidate or []:  # a recipe's fields override the base (--set): training/auto.py candidate_config
         auto.RECIPES[name].update(overrides_from(args.recipe))
     if args.threads:
